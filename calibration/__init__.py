@@ -1,0 +1,1 @@
+"""calibration — bench calibration: pure estimators (estimate / apply / embed) and thin bench scripts."""

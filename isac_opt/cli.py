@@ -1,0 +1,246 @@
+"""``isac-testbed`` — the command line of the RIS-ISAC testbed.
+
+Sub-commands: ``design``, ``evaluate``, ``train``, ``reproduce``, ``scenario``, ``demo``, plus those of
+the other packages (``ris``, ``run``, ``calibrate``; see :data:`isac_opt.registry.COMMAND_MODULES`).
+Errors of the user's making (bad scenario field, damaged design file, unknown method) print one line
+``error: …`` and exit with status 2 — never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+from pathlib import Path
+
+from .errors import IsacError
+from . import registry
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        if math.isinf(v) or math.isnan(v):
+            return str(v)
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(o)
+
+
+def _clean(d):
+    """JSON has no inf/nan: map them to None so the output stays strict JSON."""
+    if isinstance(d, dict):
+        return {k: _clean(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_clean(v) for v in d]
+    if isinstance(d, float) and not math.isfinite(d):
+        return None
+    return d
+
+
+def print_report(rep: dict, as_json: bool, title: str = "") -> None:
+    if as_json:
+        print(json.dumps(_clean(rep), default=_json_default))
+        return
+    if title:
+        print(title)
+    w = max(len(k) for k in rep) if rep else 0
+    for k, v in rep.items():
+        print(f"  {k:<{w}}  {_fmt(v)}")
+
+
+# --------------------------------------------------------------------------------------------------
+def cmd_design(args) -> int:
+    from .config import load_scenario
+    scn = load_scenario(args.scenario)
+    m = registry.get_method(args.method, scn.kind)
+    channels = None
+    if args.channels:
+        if scn.kind != "paper-a":
+            raise IsacError("--channels is supported for paper-a scenarios")
+        from .channels import ChannelsA
+        channels = ChannelsA.load(args.channels, scn)
+    d = m.run(scn, args.seed, channels=channels)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    d.save(out)
+    rep = d.report(pfa=args.pfa)
+    rep["file"] = str(out)
+    print_report(rep, args.json, f"design: {m.name} on {scn.kind} (seed {args.seed}) -> {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .designfile import load_design
+    d = load_design(args.file)
+    print_report(d.report(pfa=args.pfa), args.json, f"evaluate: {args.file}")
+    return 0
+
+
+def cmd_scenario(args) -> int:
+    from .config import load_scenario
+    scn = load_scenario(args.name)
+    text = scn.to_toml()
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _kv(items) -> dict:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise IsacError(f"option {it!r}: expected key=value")
+        k, v = it.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def cmd_train(args) -> int:
+    registry.load_extensions()
+    if args.task not in registry.TRAINERS:
+        raise IsacError(f"unknown training task {args.task!r}; expected one of: "
+                        f"{', '.join(registry.TRAINERS) or '(none installed)'}")
+    paths = registry.TRAINERS[args.task].run(out_dir=args.out, scenario=args.scenario, quick=args.quick,
+                                             **_kv(args.set))
+    for p in paths or []:
+        print(p)
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    registry.load_extensions()
+    names = args.targets
+    unknown = [n for n in names if n not in registry.REPRODUCE]
+    if unknown:
+        raise IsacError(f"unknown reproduction target(s) {unknown}; expected any of: "
+                        f"{', '.join(sorted(registry.REPRODUCE)) or '(none installed)'}")
+    for n in names:
+        out = Path(args.out) / n
+        out.mkdir(parents=True, exist_ok=True)
+        paths = registry.REPRODUCE[n].run(out_dir=str(out), quick=args.quick, workers=args.workers,
+                                          **_kv(args.set))
+        for p in paths or []:
+            print(p)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """The main job: run the simulated bench pipeline when installed, else design + evaluate."""
+    if "run" in _available_commands():
+        ns = build_parser().parse_args(["run", "--frames", str(args.frames)])
+        return ns.func(ns)
+    from .config import load_scenario
+    scn = load_scenario("paper-a")
+    m = registry.get_method(None, scn.kind)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    d = m.run(scn, 0)
+    d.save(out)
+    print_report(d.report(), False, f"demo: designed paper-a with {m.name!r} -> {out}")
+    return 0
+
+
+def _available_commands() -> dict:
+    return {k: v for k, v in registry.COMMAND_MODULES.items() if registry._module_exists(v)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    registry.load_extensions()
+    p = argparse.ArgumentParser(prog="isac-testbed", description="isac-testbed: design, run and calibrate the RIS-ISAC testbed",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def methods_epilog():
+        lines = ["methods (scenario kind: name — summary; the first of each kind is the default):"]
+        for kind in ("paper-a", "paper-b"):
+            for m in registry.methods_for(kind):
+                lines.append(f"  {kind}: {m.name} — {m.summary}")
+        return "\n".join(lines)
+
+    d = sub.add_parser("design", help="design waveform, RIS and filter for a scenario",
+                       epilog=methods_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("--scenario", default="paper-a", help="paper-a | paper-b | FILE.toml [default: paper-a]")
+    d.add_argument("--method", default=None, help="design method (see below) [default: best available]")
+    d.add_argument("--seed", type=int, required=True, help="seed of the channel realisation and algorithm")
+    d.add_argument("--out", required=True, help="design file to write (.npz)")
+    d.add_argument("--channels", default=None, help="channels file (.npz) to design for, e.g. estimated "
+                                                     "by `calibrate channels` (paper-a)")
+    d.add_argument("--pfa", type=float, default=1e-3, help="false-alarm probability for Pd [default 1e-3]")
+    d.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    d.set_defaults(func=cmd_design)
+
+    e = sub.add_parser("evaluate", help="evaluate a design file (SINR/SCNR, CRB, CI margin, SER, Pd)")
+    e.add_argument("file", help="design file (.npz)")
+    e.add_argument("--pfa", type=float, default=1e-3, help="false-alarm probability [default 1e-3]")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("scenario", help="print a built-in scenario as TOML (a template to edit)")
+    s.add_argument("name", nargs="?", default="paper-a", help="paper-a | paper-b | FILE.toml")
+    s.add_argument("--out", default=None, help="write to this file instead of stdout")
+    s.set_defaults(func=cmd_scenario)
+
+    t = sub.add_parser("train", help="train a learned design network",
+                       epilog="tasks: " + (", ".join(f"{k} ({v.summary})" for k, v in registry.TRAINERS.items())
+                                           or "(none installed)"))
+    t.add_argument("task", help="training task, e.g. detect | doa")
+    t.add_argument("--scenario", default="paper-a", help="paper-a | FILE.toml")
+    t.add_argument("--out", required=True, help="output directory (checkpoints, log, weights)")
+    t.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
+    t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="task options (see the task's docs)")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("reproduce", help="reproduce the papers' figures and tables (PNG + CSV)",
+                       epilog="targets: " + (", ".join(sorted(registry.REPRODUCE)) or "(none installed)"))
+    r.add_argument("targets", nargs="+", help="figure/table names, e.g. fig4 table1 b-fig5")
+    r.add_argument("--out", default="out/reproduce", help="output directory [default out/reproduce]")
+    r.add_argument("--quick", action="store_true", help="small configuration (CI-sized)")
+    r.add_argument("--workers", type=int, default=1, help="local worker processes [default 1]")
+    r.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="target options")
+    r.set_defaults(func=cmd_reproduce)
+
+    dm = sub.add_parser("demo", help="the main job: run the simulated bench end to end and report")
+    dm.add_argument("--frames", type=int, default=400, help="frames to run [default 400]")
+    dm.add_argument("--out", default="out/demo_design.npz", help="design file written by the fallback")
+    dm.set_defaults(func=cmd_demo)
+
+    for name, mod in _available_commands().items():
+        importlib.import_module(mod).add_parser(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except (IsacError, ValueError, FileNotFoundError) as e:
+        # user errors: one line, no traceback (programming errors still raise)
+        if isinstance(e, ValueError) and not isinstance(e, IsacError) and type(e).__module__ != "builtins":
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""ris_driver — RIS devices, wire protocol, serial/ZMQ transports and a device simulator (no GNU Radio)."""

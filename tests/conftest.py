@@ -1,0 +1,28 @@
+"""Shared fixtures: seeded generators, small scenarios, and skips for optional system parts."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def small_scn():
+    """A small paper-A scenario for tests that form dense matrices (M=3, N=4, L=4, Q=2, K=2)."""
+    from isac_opt.config import ScenarioA
+    import math
+    return ScenarioA(M=3, N=4, K=2, L=4, Q=2, noise_comm_w=(1e-11, 1e-11), gamma_db=(10.0, 10.0),
+                     xi_q_sq=(1.0, 0.5), clutter_bins=(1, 2), clutter_angles_rad=(-math.pi / 3, math.pi / 4))
+
+
+def pytest_collection_modifyitems(config, items):
+    have_hw = bool(os.environ.get("RIS_URI") or os.environ.get("SDR_URI"))
+    for item in items:
+        if "hardware" in item.keywords and not have_hw:
+            item.add_marker(pytest.mark.skip(reason="hardware test: set RIS_URI / SDR_URI to run it"))
