@@ -1,0 +1,99 @@
+"""DoA benchmarks: structured torch CRB (value, value+gradient) vs the numpy reference, one ADMM-PHR layer,
+and the time per design of the unfolded DoA network at N = 32/64/128.
+
+Goals (issue 4): time per design within 1.5x of the detection network's at the same N (the detection
+network is timed here too when ``isac_opt.registry`` has the ``unfolded`` method).
+Prints a table with machine, dtype, threads. Usage: ``.venv/bin/python benchmarks/bench_doa.py [--repeat N]``
+(``--repeat 1`` for a quick run).
+"""
+import argparse
+import os
+import platform
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from isac_opt.channels import draw_channels, realisation_rng  # noqa: E402
+from isac_opt.config import ScenarioA  # noqa: E402
+from isac_opt.crb import crb_doa  # noqa: E402
+from isac_opt.doa.crb_torch import DoaProblem, crb_torch  # noqa: E402
+from isac_opt.doa.model import DoaBatch, DoaConfig, run_classical, start_points  # noqa: E402
+
+
+def timeit(fn, repeat):
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=20)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    rep = a.repeat
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}, dtype float64/complex128")
+    scn = ScenarioA()
+    rng = np.random.default_rng(0)
+    ch = draw_channels(scn, rng)
+    X = scn.amp * np.exp(2j * np.pi * rng.uniform(size=(scn.M, scn.L)))
+    phi = np.exp(2j * np.pi * rng.uniform(size=scn.N))
+    pr = DoaProblem.from_channels(scn, [ch])
+    u, p = pr.det.u_from_numpy([X]), pr.det.phi_from_numpy([phi])
+    rows = [("numpy crb_doa (reference), B=1", timeit(lambda: crb_doa(scn, ch, X, phi), rep * 5))]
+    with torch.no_grad():
+        rows.append(("torch CRB value, B=1", timeit(lambda: crb_torch(pr, u, p), rep * 5)))
+
+    def vg():
+        uu, pp = u.clone().requires_grad_(True), p.clone().requires_grad_(True)
+        torch.autograd.grad(crb_torch(pr, uu, pp).sum(), [uu, pp])
+    rows.append(("torch CRB value+grad (x, φ), B=1", timeit(vg, rep * 5)))
+    chs = [draw_channels(scn, realisation_rng(1, i)) for i in range(32)]
+    pr32 = DoaProblem.from_channels(scn, chs)
+    u32 = u.expand(32, -1, -1).clone()
+    p32 = p.expand(32, -1).clone()
+
+    def vg32():
+        uu, pp = u32.clone().requires_grad_(True), p32.clone().requires_grad_(True)
+        torch.autograd.grad(crb_torch(pr32, uu, pp).sum(), [uu, pp])
+    rows.append(("torch CRB value+grad, B=32 (per item)", timeit(vg32, rep) / 32))
+    for var, J, R in (("identity", 2, 5), ("identity", 10, 10), ("paper", 10, 10)):
+        cfg = DoaConfig(T=1, J=J, R=R, dfp_variant=var)
+        st = start_points(scn, [ch], "ris", 0)
+        b = DoaBatch(scn, [ch], st, cfg)
+        rows.append((f"one ADMM-PHR layer J={J} R={R} DFP={var}, B=1", timeit(lambda: run_classical(b), max(1, rep // 10))))
+    print(f"{'operation':52s} {'time':>12s}")
+    for name, t in rows:
+        print(f"{name:52s} {t * 1e3:10.3f} ms")
+    # time per design
+    from isac_opt.doa.methods import WEIGHTS_DIR, load_net
+    from isac_opt.registry import get_method
+    have = (WEIGHTS_DIR / "doa_unfolded_K3.pt").is_file()
+    print(f"\n{'N':>4s} {'DoA unfolded design (s)':>24s} {'detection unfolded (s)':>24s} {'ratio':>7s}")
+    for N in (32, 64, 128):
+        s = ScenarioA(N=N)
+        c = draw_channels(s, realisation_rng(2, N))
+        if have:
+            m = get_method("unfolded-doa", "paper-a")
+            m.run(s, 1, channels=c)
+            t_doa = timeit(lambda: m.run(s, 1, channels=c), max(1, rep // 10))
+        else:
+            t_doa = float("nan")
+        try:
+            d = get_method("unfolded", "paper-a")
+            t_det = timeit(lambda: d.run(s, 1, channels=c), max(1, rep // 10))
+        except Exception as e:  # noqa: BLE001
+            print(f"  (detection network not timed: {e})")
+            t_det = float("nan")
+        print(f"{N:4d} {t_doa:24.3f} {t_det:24.3f} {t_doa / t_det:7.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Registrations of paper A's DoA task: design methods, the ``train doa`` task, reproduction targets.
+
+Methods (scenario ``paper-a``; ``run(scenario, seed, channels=None) -> DesignA``):
+
+* ``unfolded-doa``      unfolded ADMM-PHR-ALM-DFP minimising the CRB (shipped weights, A.9);
+* ``unfolded-doa-alm``  the "ALM" ablation (plain Lagrangian Σβg, A.6 handler) on the CRB;
+* ``unsupervised-doa``  the unsupervised MLP baseline (A.11.5);
+* ``classical-doa``     the classical ADMM-PHR-ALM-DFP with constant steps (same layers, no learning).
+
+Weights live in ``isac_opt/weights/doa_*.pt`` (see ``doa_weights.md`` there for the command line and log).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..channels import ChannelsA, draw_channels, realisation_rng
+from ..config import ScenarioA
+from ..registry import Method, Target, register_method, register_target, register_trainer
+from .model import DoaBatch, DoaConfig, DoaNet, WeightsError, run_classical, start_points
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS = {"unfolded-doa": "doa_unfolded_K3.pt", "unfolded-doa-alm": "doa_unfolded_alm_K3.pt",
+           "unsupervised-doa": "doa_unsup_K3.pt"}
+
+_cache: dict = {}
+
+
+def weights_path(method: str, K_train: int = 3) -> Path:
+    name = WEIGHTS[method].replace("K3", f"K{K_train}")
+    return WEIGHTS_DIR / name
+
+
+def load_net(method: str, K_train: int = 3, path=None):
+    """Load (cached) shipped weights of ``method`` trained with ``K_train`` users."""
+    from .unsupervised import UnsupervisedDoa
+    p = Path(path) if path is not None else weights_path(method, K_train)
+    key = (method, str(p))
+    if key not in _cache:
+        if not p.is_file():
+            raise WeightsError(f"{method}: weights file {p} is missing; train them with "
+                               f"`isac-testbed train doa --out DIR` and copy doa_*.pt into {WEIGHTS_DIR}")
+        _cache[key] = UnsupervisedDoa.load(p) if method == "unsupervised-doa" else DoaNet.load(p)
+    return _cache[key]
+
+
+def _channels(scn: ScenarioA, seed: int, channels):
+    if not isinstance(scn, ScenarioA):
+        raise WeightsError(f"DoA methods need a paper-a scenario, got {type(scn).__name__}")
+    return channels if channels is not None else draw_channels(scn, realisation_rng(seed, 0))
+
+
+def design_many(method: str, scn: ScenarioA, chs, seed: int = 0, K_train: int = 3, T=None, path=None,
+                starts=None):
+    """Designs (lists X (M, L), φ (N,)) of ``method`` for the realisations ``chs`` (batched)."""
+    if method == "unsupervised-doa":
+        m = load_net(method, K_train, path)
+        m.check_fits(scn)
+        return m.design(scn, chs)
+    starts = starts if starts is not None else start_points(scn, chs, "ris", seed)
+    if method == "classical-doa":
+        net = load_net("unfolded-doa", K_train, path)
+        b = DoaBatch(scn, chs, starts, net.cfg, "ris")
+        return b.designs(run_classical(b, T))
+    net = load_net(method, K_train, path)
+    net.check_fits(scn)
+    b = DoaBatch(scn, chs, starts, net.cfg, "ris")
+    return b.designs(net.infer(b, T))
+
+
+def _make(method: str):
+    def run(scenario: ScenarioA, seed: int, channels: ChannelsA | None = None):
+        from ..designfile import DesignA
+        ch = _channels(scenario, seed, channels)
+        ch.check(scenario)
+        X, P = design_many(method, scenario, [ch], seed)
+        return DesignA.build(scenario, ch, X[0], P[0], method=method, seed=seed,
+                             extra={"weights": WEIGHTS.get(method, WEIGHTS["unfolded-doa"])})
+    return run
+
+
+for _name, _summary, _rank in [
+    ("unfolded-doa", "DoA: unfolded ADMM-PHR-ALM-DFP minimising the CRB (learned steps, A.9)", 5),
+    ("unfolded-doa-alm", "DoA: unfolded ADMM-ALM-DFP ablation (plain Lagrangian) on the CRB", 4),
+    ("classical-doa", "DoA: classical ADMM-PHR-ALM-DFP on the CRB (constant steps)", 4),
+    ("unsupervised-doa", "DoA: unsupervised MLP baseline (CRB + CI penalty, A.11.5)", 3),
+]:
+    register_method(Method(_name, "paper-a", _summary, _make(_name), _rank))
+
+
+def _train(out_dir, scenario="paper-a", quick=False, **kw):
+    from .train import run
+    return run(out_dir, scenario, quick, **kw)
+
+
+register_trainer(Target("doa", "paper A DoA: unfolded ADMM-PHR-ALM-DFP (CRB) + unsupervised baseline", _train))
+
+
+def _target(name):
+    def run(out_dir, quick=False, workers=1, **kw):
+        from . import figures
+        return getattr(figures, name)(out_dir, quick=quick, workers=workers, **kw)
+    return run
+
+
+for _name, _summary in [("fig8", "paper A Fig. 8: CRB vs P, incl. K→K* transferred models"),
+                        ("fig9", "paper A Fig. 9: CRB vs Γ (T_e = 40/60/80, ALM vs PHR-ALM)"),
+                        ("fig10", "paper A Fig. 10: SER vs Γ, detection and DoA designs"),
+                        ("table2", "paper A Table II: time per design, DoA networks, N = 32/64/128")]:
+    register_target(Target(_name, _summary, _target(_name)))

@@ -1,0 +1,475 @@
+"""Paper B's design algorithm: MVDR + Dinkelbach + MM + ADMM, prox-linear active-RIS step [spec B.7, B.8].
+
+Entry point :func:`design` runs one design on one realisation (:class:`~isac_opt.paper_b.model.ChannelsB`)
+and returns a :class:`DesignResult`; :mod:`isac_opt.paper_b.design` wraps it as a saveable
+:class:`~isac_opt.paper_b.design.DesignB`. The baselines of B.8 are options of the same loop:
+
+* ``optimise_phi=False`` with a fixed phi: "random RIS" (and "w/o RIS" on ``ch.without_ris()``);
+* ``spatial_only=True``: the "[22]" approximation (reduced-dimension spatial MVDR, fixed iterations);
+* ``ci=False``: the radar-only variant of each (no CI constraints, beam initialisation).
+
+Scaling: the radar model is normalised to unit receiver noise (see :mod:`.model`); the waveform enters
+the QPs as u = x / sqrt(P/N_t) so |u_i| <= 1, and every QP objective is divided by its curvature scale.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import IsacError
+from ..ci import ci_margins, ci_rows, ci_thresholds, worst_case_margin_init
+from ..projections import admm_aux_update, project_ball
+from .model import ChannelsB, Model, effective_channels, poly_eval, poly_grad
+from .qp import QP, AdmmState, CvxQP, admm_qp, clarabel_qp
+
+
+@dataclass
+class Options:
+    """Algorithm switches [spec B.7, B.8]; defaults follow the scenario's fields."""
+
+    ci: bool = True                 # CI-SLP constraints on (ISAC) / off (radar-only)
+    optimise_phi: bool = True       # run the phi-step
+    cm: bool = True                 # ADMM constant-modulus split; False = relaxed |x_i| <= amp (V-15)
+    spatial_only: bool = False      # "[22]" reduced-dimension spatial filter
+    x_solver: str = "admm"          # "admm" | "cvxpy"
+    max_outer: int = 50
+    min_outer: int = 2
+    fixed_iters: int | None = None  # run exactly this many iterations (spatial-only: 30)
+    tol: float = 1e-4
+    cm_tol: float = 1e-4
+    phi_inner: int = 1
+    x_passes: int = 1
+    rho_growth: float = 1.25
+    rho_max_factor: float = 1e4
+    admm_eps: float = 1e-7
+    admm_max_iter: int = 4000
+
+    @classmethod
+    def from_scenario(cls, scn, **kw) -> "Options":
+        base = dict(x_solver=scn.x_solver, max_outer=scn.max_outer, tol=scn.tol, cm_tol=scn.cm_tol,
+                    phi_inner=scn.phi_inner, x_passes=scn.x_passes, rho_growth=scn.rho_growth,
+                    rho_max_factor=scn.rho_max_factor)
+        base.update(kw)
+        return cls(**base)
+
+
+@dataclass
+class DesignResult:
+    """Output of :func:`design`.
+
+    X (P_c, L, N_t) final waveform (constant modulus when ``cm``), phi (R, N), W (P_c, L_r, N_r) final
+    filter with w^H t = 1, ``scnr`` its SCNR (linear), ``history`` SCNR per outer iteration (lambda_i,
+    at the relaxed iterate), ``history_out`` SCNR of the output point per iteration, ``timings`` seconds
+    per sub-step, ``ci_min_margin`` min_{k,n} m_{k,n} / gamma_k at the output, ``init_margin`` t* of (67).
+    """
+
+    X: np.ndarray
+    phi: np.ndarray
+    W: np.ndarray
+    scnr: float
+    history: list
+    history_out: list
+    timings: dict
+    iterations: int
+    ci_min_margin: float
+    init_margin: float
+    feasible: bool
+    info: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# initialisation (66), (67) and radar-only beam
+# --------------------------------------------------------------------------------------------------
+def init_phi_aligned(ch: ChannelsB) -> np.ndarray:
+    """phi^(0) = a_max e^{-j angle(g_r)}, g_r the BS->RIS_r->target cascade profile [spec B.7 (66)].
+
+    g_{r,n} = (E_tx[target, r] column-sum direction) = a'_N(theta_rt) (.) a_N(vartheta_rb): makes
+    |a'^T(theta_rt) Theta_r a_N(vartheta_rb)| = N (reciprocal: e^{-j pi n (sin theta_rt + sin vartheta_rb)}).
+    """
+    phi = np.zeros((ch.R, ch.N), complex)
+    for r in range(ch.R):
+        # E_tx[r] = beta diag(a'_rt) G_r, G_r = beta a_rb a'^T_br  ->  row profile = E_tx[r] @ conj(a'_br)
+        prof = ch.target.E_tx[r] @ np.conj(ch.G[r][0] / np.abs(ch.G[r][0]))
+        phi[r] = ch.a_max * np.exp(-1j * np.angle(prof))
+    return phi
+
+
+def init_phi_random(ch: ChannelsB, rng: np.random.Generator) -> np.ndarray:
+    """Random RIS: phi = a_max e^{j psi}, psi ~ U[0, 2 pi) [spec B.8]."""
+    return ch.a_max * np.exp(1j * rng.uniform(0.0, 2 * np.pi, size=(ch.R, ch.N)))
+
+
+def init_x_beam(ch: ChannelsB) -> np.ndarray:
+    """Radar-only start x_n = amp e^{-j angle tx_b} (= amp a^*(theta_bt) when reciprocal) [spec B.8]."""
+    beam = ch.amp * np.exp(-1j * np.angle(ch.target.tx_b))
+    return np.broadcast_to(beam, (ch.Pc, ch.L, ch.Nt)).copy()
+
+
+def gamma_ci(ch: ChannelsB) -> np.ndarray:
+    return ci_thresholds(ch.noise_comm_w, 10 * np.log10(ch.gamma_lin), ch.psk_order)
+
+
+def init_x_ci(ch: ChannelsB, phi) -> tuple[np.ndarray, np.ndarray]:
+    """Worst-case-margin waveform (67), slot-separable; returns (X (P_c, L, N_t), t (P_c L,))."""
+    Xm, t = worst_case_margin_init(effective_channels(ch, phi), ch.S, gamma_ci(ch), ch.amp, ch.psk_order)
+    return Xm.T.reshape(ch.Pc, ch.L, ch.Nt), t
+
+
+def ci_min_margin(ch: ChannelsB, X, phi) -> float:
+    """min_{k,n} m_{k,n}/gamma_k at (X, phi) [spec B.5]; >= 1 means every CI constraint holds."""
+    Z = effective_channels(ch, phi) @ X.reshape(-1, ch.Nt).T
+    return float(np.min(ci_margins(Z, ch.S, ch.psk_order) / gamma_ci(ch)[:, None]))
+
+
+# --------------------------------------------------------------------------------------------------
+# filters
+# --------------------------------------------------------------------------------------------------
+def spatial_filter(model: Model, X, phi, t=None, C=None):
+    """"[22]" spatial-only filter w = m (x) u, m the LoS temporal matched filter [spec B.8].
+
+    Returns (W, scnr) with W (P_c, L_r, N_r) and SCNR_sp = sigma_t^2 t^H B (B^H R B)^{-1} B^H t.
+    """
+    ch = model.ch
+    t = model.target(X, phi) if t is None else t
+    C = model.clutter(X, phi) if C is None else C
+    tx = ch.target.tx_b / np.abs(ch.target.tx_b).max()
+    m = np.zeros((ch.Pc, ch.Lr), complex)
+    m[:, :ch.L] = ch.target.doppler[0][:, None] * (X @ tx)
+    Bt = np.einsum("pj,pji->i", np.conj(m), t)
+    Bc = np.einsum("pj,qpji->qi", np.conj(m), C)
+    BRB = np.sum(np.abs(m) ** 2) * model.noise_block(phi) + \
+        np.einsum("q,qi,qj->ij", ch.sigma_q_sq, Bc, np.conj(Bc))
+    u = np.linalg.solve(BRB, Bt)
+    W = m[:, :, None] * u[None, None, :]
+    return W, float(ch.sigma_t_sq * np.real(np.vdot(Bt, u)))
+
+
+def _normalise_filter(model: Model, W, X, phi, t, C):
+    num, den = model.scnr_parts(W, X, phi, t, C)
+    return W / np.sqrt(den), num / den
+
+
+# --------------------------------------------------------------------------------------------------
+# x-step QP assembly (38)
+# --------------------------------------------------------------------------------------------------
+def _ci_rows_x(ch: ChannelsB, phi, gamma):
+    """Real CI rows per slot, scaled for u = x/amp and normalised: (B, 2K, 2N_t), l (B, 2K)."""
+    rows = ci_rows(effective_channels(ch, phi), ch.S, ch.psk_order)            # (B, 2K, Nt) complex
+    rows = rows * (ch.amp / np.concatenate([gamma, gamma]))[None, :, None]
+    Kc = np.concatenate([rows.real, -rows.imag], axis=2)
+    nr = np.linalg.norm(Kc, axis=2)
+    nr = np.where(nr > 0, nr, 1.0)
+    return Kc / nr[:, :, None], 1.0 / nr
+
+
+def build_x_qp(model: Model, W, phi, X, lam, ci_rows_l, v=None, rho=0.0) -> tuple[QP, float]:
+    """QP of the x-step (38) in u = x/amp: lambda sum sigma_q^2 |e_q^H x|^2 - 2 Re{b^H x}
+    + rho/2 ||x - v||^2, b = sigma_t^2 a (a^H x_i) [spec B.7 step 3]. Returns (qp, scale)."""
+    ch = model.ch
+    amp = ch.amp
+    Bn = ch.Pc * ch.L
+    a = model.target_adj(W, phi)
+    E = model.clutter_adj(W, phi)
+    b = ch.sigma_t_sq * a * np.vdot(a, X)
+    cols = []
+    for q in range(ch.Q):
+        s = np.sqrt(2 * amp ** 2 * lam * ch.sigma_q_sq[q])
+        e = E[q].reshape(Bn, ch.Nt)
+        cols.append(s * np.concatenate([e.real, e.imag], axis=1).reshape(-1))
+        cols.append(s * np.concatenate([-e.imag, e.real], axis=1).reshape(-1))
+    F = np.stack(cols, axis=1) if cols else np.zeros((Bn * 2 * ch.Nt, 0))
+    bb = b.reshape(Bn, ch.Nt)
+    q = -2 * amp * np.concatenate([bb.real, bb.imag], axis=1)
+    c0 = rho * amp ** 2
+    if rho > 0:
+        vv = (v / amp).reshape(Bn, ch.Nt)
+        q = q - rho * amp ** 2 * np.concatenate([vv.real, vv.imag], axis=1)
+    lmax = float(np.linalg.eigvalsh(F.T @ F).max()) if F.shape[1] else 0.0
+    scale = max(c0 + lmax, 1e-300)
+    Kc, l = ci_rows_l if ci_rows_l is not None else (None, None)
+    return QP(c0 / scale, F / np.sqrt(scale), q / scale, Kc, l, 1.0), scale
+
+
+def _u_to_X(ch, u):
+    m = ch.Nt
+    return (ch.amp * (u[:, :m] + 1j * u[:, m:])).reshape(ch.Pc, ch.L, ch.Nt)
+
+
+def _X_to_u(ch, X):
+    Xf = X.reshape(-1, ch.Nt) / ch.amp
+    return np.concatenate([Xf.real, Xf.imag], axis=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# phi-step (42)-(65): prox-linear majoriser with backtracking
+# --------------------------------------------------------------------------------------------------
+class PhiObjective:
+    """F(phi) = -sigma_t^2 |u_t|^2 + lam (sum_q sigma_q^2 |u_q|^2 + phi^H Lambda_w phi) [spec B.7 step 4]."""
+
+    def __init__(self, model: Model, W, X, lam):
+        ch = model.ch
+        self.ch = ch
+        self.lam = lam
+        self.pt = model.poly(ch.target, W, X)
+        self.pq = [model.poly(c, W, X) for c in ch.clutter]
+        self.Lw = model.ris_noise_weights(W)
+
+    def value(self, phi) -> float:
+        ch = self.ch
+        v = -ch.sigma_t_sq * abs(poly_eval(*self.pt, phi)) ** 2
+        for q, p in enumerate(self.pq):
+            v += self.lam * ch.sigma_q_sq[q] * abs(poly_eval(*p, phi)) ** 2
+        v += self.lam * float(np.sum(self.Lw * np.abs(phi) ** 2))
+        return float(v)
+
+    def grad(self, phi) -> np.ndarray:
+        """G = 2 dF/dphi^* (R, N) [spec 0.3]."""
+        ch = self.ch
+        ut = poly_eval(*self.pt, phi)
+        g = -2 * ch.sigma_t_sq * ut * np.conj(poly_grad(self.pt[1], self.pt[2], phi))
+        for q, p in enumerate(self.pq):
+            uq = poly_eval(*p, phi)
+            g += 2 * self.lam * ch.sigma_q_sq[q] * uq * np.conj(poly_grad(p[1], p[2], phi))
+        g += 2 * self.lam * self.Lw * phi
+        return g
+
+
+class PhiProjector:
+    """Projection onto {|phi_n| <= a_max} cap {CI(phi | x)} [spec B.7 step 4]; clip when CI stays valid."""
+
+    def __init__(self, ch: ChannelsB, X, gamma, ci: bool, solver: str, phi_ref):
+        self.ch, self.ci, self.solver = ch, ci, solver
+        if ci and ch.R:
+            Xf = X.reshape(-1, ch.Nt)                                          # (B, Nt)
+            a0 = ch.hd_H @ Xf.T                                                # (K, B)
+            GX = np.einsum("rnt,bt->rbn", ch.G, Xf)                            # (R, B, N)
+            Bc = np.einsum("rkn,rbn->kbrn", ch.hr_H, GX).reshape(ch.K, Xf.shape[0], -1)  # (K, B, RN)
+            th = np.pi / ch.psk_order
+            rot = np.conj(ch.S) / np.abs(ch.S)
+            cs = [rot * (np.sin(th) - 1j * np.cos(th)), rot * (np.sin(th) + 1j * np.cos(th))]
+            rows, lo = [], []
+            for c in cs:
+                cb = (c[:, :, None] * Bc) * ch.a_max / gamma[:, None, None]   # u = phi / a_max
+                rows.append(np.concatenate([cb.real, -cb.imag], axis=2).reshape(-1, 2 * ch.R * ch.N))
+                lo.append((1.0 - np.real(c * a0) / gamma[:, None]).reshape(-1))
+            Kc = np.concatenate(rows)
+            l = np.concatenate(lo)
+            nr = np.linalg.norm(Kc, axis=1)
+            nr = np.where(nr > 0, nr, 1.0)
+            self.Kc, self.l = (Kc / nr[:, None])[None], (l / nr)[None]
+            self.u_ref = self._to_u(phi_ref)
+            # never demand more than the reference point (feasible up to solver tolerance) satisfies
+            self.l = np.minimum(self.l, self.Kc[0] @ self.u_ref[0])
+        else:
+            self.Kc = self.l = None
+        self._warm = None
+        self._cvx = None
+        self._qp = None
+        self.admm_iters = []
+
+    def feasible(self, phi, slack: float = 1e-9) -> bool:
+        if self.Kc is None:
+            return True
+        u = self._to_u(phi)
+        return bool(np.all(self.Kc[0] @ u[0] >= self.l[0] - slack))
+
+    def _to_u(self, phi):
+        f = phi.reshape(-1) / self.ch.a_max
+        return np.concatenate([f.real, f.imag])[None]
+
+    def __call__(self, v):
+        ch = self.ch
+        p = project_ball(v, ch.a_max)
+        if self.feasible(p):
+            return p, False
+        vu = self._to_u(v)
+        # constraint generation: start from the rows violated at the clipped point or nearly active at
+        # phi_ref, solve, add the rows the solution violates, repeat (exact at termination)
+        pu = self._to_u(p)[0]
+        keep = (self.Kc[0] @ pu - self.l[0] < 1e-3) | (self.Kc[0] @ self.u_ref[0] - self.l[0] < 1e-3)
+        for _round in range(30):
+            qp = QP(1.0, None, -vu, self.Kc[:, keep], self.l[:, keep], 1.0)
+            try:
+                u = clarabel_qp(qp)
+            except IsacError:       # numerical failure on a badly scaled step: first-order fallback
+                u, _, _ = admm_qp(qp, eps_abs=1e-9, eps_rel=1e-9, max_iter=20000)
+            self.admm_iters.append(int(keep.sum()))
+            viol = self.l[0] - self.Kc[0] @ u[0]
+            bad = (viol > 1e-9) & ~keep
+            if not bad.any():
+                break
+            keep |= bad
+        n = ch.R * ch.N
+        return (ch.a_max * (u[0, :n] + 1j * u[0, n:])).reshape(ch.R, ch.N), True
+
+
+def phi_step(model: Model, W, X, lam, phi, gamma, opts: Options, L_prev: float | None):
+    """Prox-linear MM steps on phi (B.7 step 4): returns (phi, L_F, info)."""
+    ch = model.ch
+    obj = PhiObjective(model, W, X, lam)
+    proj = PhiProjector(ch, X, gamma, opts.ci, opts.x_solver, phi_ref=phi)
+    f = obj.value(phi)
+    info = {"accepted": 0, "backtracks": 0, "qp_projections": 0, "bound_ok": True}
+    Lf = L_prev
+    for inner in range(opts.phi_inner):
+        g = obj.grad(phi)
+        gn = np.linalg.norm(g)
+        if gn == 0:
+            break
+        if Lf is None:   # secant estimate of the curvature along -g
+            d = -g / gn * (0.01 * ch.a_max)
+            Lf = max(np.linalg.norm(obj.grad(phi + d) - g) / np.linalg.norm(d), 1e-12)
+        if inner == 0:
+            Lf = 0.5 * Lf       # let the curvature estimate shrink once per phi-step, then backtrack up
+        for _bt in range(60):
+            cand, used_qp = proj(phi - g / Lf)
+            info["qp_projections"] += int(used_qp)
+            dlt = cand - phi
+            fc = obj.value(cand)
+            bound = f + float(np.real(np.vdot(g, dlt))) + 0.5 * Lf * float(np.sum(np.abs(dlt) ** 2))
+            if fc <= bound + 1e-12 * max(abs(f), 1.0):
+                break
+            Lf *= 2.0
+            info["backtracks"] += 1
+        else:
+            info["bound_ok"] = False
+            break
+        if fc > f:      # cannot happen when the bound holds and the projection is exact
+            break
+        phi, f = cand, fc
+        info["accepted"] += 1
+    info["F"] = f
+    info["proj_admm_iters"] = proj.admm_iters
+    return phi, Lf, info
+
+
+# --------------------------------------------------------------------------------------------------
+# main loop
+# --------------------------------------------------------------------------------------------------
+def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
+    """Run B.7 (or a B.8 baseline through ``opts``) on one realisation [spec B.7].
+
+    ``phi0`` defaults to the aligned profile (66); ``X0`` to the worst-case-margin waveform (67) under
+    CI or the beam under radar-only.
+    """
+    t_start = time.perf_counter()
+    tm = {"init": 0.0, "w_step": 0.0, "x_step": 0.0, "phi_step": 0.0, "other": 0.0}
+    model = Model(ch)
+    gamma = gamma_ci(ch)
+    phi = init_phi_aligned(ch) if phi0 is None else np.asarray(phi0, complex).reshape(ch.R, ch.N)
+    t0 = time.perf_counter()
+    init_margin = np.inf
+    slot_lb = None
+    if X0 is not None:
+        X = np.asarray(X0, complex).reshape(ch.Pc, ch.L, ch.Nt)
+    elif opts.ci:
+        X, tslots = init_x_ci(ch, phi)
+        init_margin = float(tslots.min())
+        if init_margin < 1.0:          # CI-infeasible instance: relax the failing slots (spec D.5)
+            slot_lb = np.minimum(tslots, 1.0) * 0.999
+    else:
+        X = init_x_beam(ch)
+    feasible = init_margin >= 1.0 or not opts.ci
+    ya = admm_aux_update(X, 0, 1.0, ch.amp) if opts.cm else X.copy()
+    mu = np.zeros_like(X)
+    tm["init"] += time.perf_counter() - t0
+
+    cvx = None
+    warm: AdmmState | None = None
+    rho = None
+    rho0 = None
+    Lf = None
+    history, history_out = [], []
+    best = None
+    admm_iters = []
+    n_outer = opts.fixed_iters or opts.max_outer
+    it = 0
+    for it in range(1, n_outer + 1):
+        # ---- w-step (29) and lambda-step (31)
+        t0 = time.perf_counter()
+        t = model.target(X, phi)
+        C = model.clutter(X, phi)
+        if opts.spatial_only:
+            W, _ = spatial_filter(model, X, phi, t, C)
+        else:
+            W, _ = model.mvdr(X, phi, t, C)
+        W, lam = _normalise_filter(model, W, X, phi, t, C)
+        history.append(lam)
+        if opts.cm:
+            Wo, so = (spatial_filter if opts.spatial_only else _mvdr)(model, ya, phi)
+            history_out.append(so)
+        else:
+            history_out.append(lam)
+        if opts.spatial_only and (best is None or history_out[-1] > best[0]):
+            best = (history_out[-1], ya.copy(), phi.copy())
+        tm["w_step"] += time.perf_counter() - t0
+        if it > opts.min_outer and opts.fixed_iters is None:
+            rel = abs(history[-1] - history[-2]) / max(abs(history[-2]), 1e-300)
+            gap = np.linalg.norm(X - ya) / max(np.linalg.norm(X), 1e-300) if opts.cm else 0.0
+            if rel < opts.tol and gap < opts.cm_tol:
+                break
+        if it == n_outer:
+            break
+        # ---- x-step (32)-(41)
+        t0 = time.perf_counter()
+        rows = None
+        if opts.ci:
+            Kc, l = _ci_rows_x(ch, phi, gamma)
+            l = l + 10 * opts.admm_eps   # absorb the first-order solver's feasibility tolerance (unit-norm rows)
+            if slot_lb is not None:
+                l = l * slot_lb[:, None]
+            rows = (Kc, l)
+        if opts.cm and rho is None:
+            a = model.target_adj(W, phi)
+            rho0 = rho = ch.sigma_t_sq * abs(np.vdot(a, X)) ** 2 / (ch.amp ** 2 * X.size)
+        for _ in range(opts.x_passes):
+            if opts.cm:
+                qp, _sc = build_x_qp(model, W, phi, X, lam, rows, v=ya - mu / rho, rho=rho)
+            else:
+                qp, _sc = build_x_qp(model, W, phi, X, lam, rows)
+            if opts.x_solver == "cvxpy":
+                if cvx is None:
+                    cvx = CvxQP(ch.Pc * ch.L, ch.Nt, 2 * ch.K if opts.ci else 0, qp.F.shape[1])
+                u = cvx.solve(qp)
+            else:
+                u, warm, inf = admm_qp(qp, warm=warm, eps_abs=opts.admm_eps, eps_rel=opts.admm_eps,
+                                       max_iter=opts.admm_max_iter)
+                admm_iters.append(inf["iters"])
+            X = _u_to_X(ch, u)
+            if opts.cm:
+                ya = admm_aux_update(X, mu, rho, ch.amp)
+                mu = mu + rho * (X - ya)
+        if opts.cm:
+            rho = min(rho * opts.rho_growth, rho0 * opts.rho_max_factor)
+        if not opts.cm:
+            ya = X
+        tm["x_step"] += time.perf_counter() - t0
+        # ---- phi-step (42)-(65)
+        if opts.optimise_phi and ch.R and opts.phi_inner:
+            t0 = time.perf_counter()
+            phi, Lf, _ = phi_step(model, W, X, lam, phi, gamma, opts, Lf)
+            tm["phi_step"] += time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if opts.spatial_only and best is not None:
+        _, ya, phi = best
+    X_out = ya if opts.cm else X
+    if opts.spatial_only:
+        W_out, scnr = spatial_filter(model, X_out, phi)
+    else:
+        W_out, scnr = _mvdr(model, X_out, phi)
+    t = model.target(X_out, phi)
+    W_out = W_out / np.conj(np.vdot(W_out, t))      # w^H t = 1
+    margin = ci_min_margin(ch, X_out, phi)
+    tm["other"] += time.perf_counter() - t0
+    tm["total"] = time.perf_counter() - t_start
+    info = {"admm_iters_mean": float(np.mean(admm_iters)) if admm_iters else 0.0,
+            "rho_final": rho, "lipschitz_final": Lf}
+    return DesignResult(X_out, phi, W_out, scnr, history, history_out, tm, it, margin,
+                        init_margin, bool(feasible), info)
+
+
+def _mvdr(model, X, phi):
+    return model.mvdr(X, phi)

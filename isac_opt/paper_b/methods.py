@@ -1,0 +1,105 @@
+"""Paper-B design methods and reproduction targets, registered on import [spec B.7, B.8, B.10].
+
+Methods (``isac-testbed design --scenario paper-b --method NAME``), each
+``run(scenario, seed, channels=None) -> DesignB``:
+
+=====================  ============================================================  ===============
+name                   what                                                          legend in B
+=====================  ============================================================  ===============
+stap-fp-mm-admm        B.7: MVDR + Dinkelbach + MM/ADMM x-step + prox-linear phi     multi-RIS, prop., ISAC
+random-ris             phi = a_max e^{j psi} fixed; w, lambda, x steps               random RIS, ISAC
+no-ris                 R = 0 (same L_r); w, lambda, x steps                           w/o RIS, ISAC
+spatial-only           reduced-dimension spatial filter, 30 iterations (RECON)       multi-RIS, [22], ISAC
+radar-only             B.7 without CI constraints, beam start                        multi-RIS, prop., radar
+random-ris-radar / no-ris-radar / spatial-only-radar: the radar-only variants        ..., radar
+=====================  ============================================================  ===============
+
+The realisation is drawn from ``np.random.default_rng(seed)``; the random-RIS phases from the
+independent stream ``np.random.default_rng([seed, 1])``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import load_scenario
+from ..errors import MethodError
+from ..registry import Method, Target, register_method, register_target
+from .algorithm import Options, design, init_phi_random
+from .design import DesignB
+from .model import ChannelsB, draw_channels
+from .scenario import ScenarioB
+
+#: name -> (summary, option overrides, RIS mode: "opt" | "random" | "none", rank)
+METHOD_TABLE = {
+    "stap-fp-mm-admm": ("multi-RIS STAP-SLP: MVDR + Dinkelbach + MM/ADMM + prox-linear active-RIS step "
+                        "[spec B.7]", dict(ci=True), "opt", 100),
+    "spatial-only": ("multi-RIS with a spatial-only (reduced-dimension) filter, '[22]' approximation "
+                     "[spec B.8]", dict(ci=True, spatial_only=True), "opt", 40),
+    "random-ris": ("random active-RIS phases at a_max, waveform/filter optimised [spec B.8]",
+                   dict(ci=True, optimise_phi=False), "random", 30),
+    "no-ris": ("w/o RIS (direct paths only), waveform/filter optimised [spec B.8]",
+               dict(ci=True, optimise_phi=False), "none", 20),
+    "radar-only": ("proposed design without CI constraints (radar-only bound) [spec B.8]",
+                   dict(ci=False), "opt", 10),
+    "spatial-only-radar": ("spatial-only baseline without CI constraints [spec B.8]",
+                           dict(ci=False, spatial_only=True), "opt", 5),
+    "random-ris-radar": ("random RIS without CI constraints [spec B.8]",
+                         dict(ci=False, optimise_phi=False), "random", 4),
+    "no-ris-radar": ("w/o RIS without CI constraints [spec B.8]", dict(ci=False, optimise_phi=False), "none", 3),
+}
+
+
+def _scenario(scenario) -> ScenarioB:
+    scn = load_scenario(scenario)
+    if not isinstance(scn, ScenarioB):
+        raise MethodError(f"paper-B methods need a paper-b scenario, got kind {getattr(scn, 'kind', '?')!r}")
+    return scn
+
+
+def run_method(name: str, scn: ScenarioB, ch: ChannelsB, seed: int = 0, **opt_overrides) -> DesignB:
+    """Run method ``name`` on realisation ``ch`` and wrap the result as a :class:`DesignB`."""
+    if name not in METHOD_TABLE:
+        raise MethodError(f"unknown paper-B method {name!r}; expected one of {', '.join(METHOD_TABLE)}")
+    _, over, ris, _ = METHOD_TABLE[name]
+    kw = dict(over)
+    if kw.get("spatial_only"):
+        kw["fixed_iters"] = min(30, scn.max_outer)
+    kw.update(opt_overrides)
+    opts = Options.from_scenario(scn, **kw)
+    phi0 = None
+    if ris == "random":
+        phi0 = init_phi_random(ch, np.random.default_rng([int(seed), 1]))
+    elif ris == "none":
+        ch = ch.without_ris()
+    res = design(ch, opts, phi0=phi0)
+    extra = {"timings": res.timings, "iterations": res.iterations, "init_margin": res.init_margin,
+             "ci_feasible_instance": res.feasible, "history_out": [float(v) for v in res.history_out],
+             **{k: v for k, v in res.info.items() if v is not None}}
+    return DesignB.build(scn, ch, res.X, res.phi, res.W, name, seed, res.history, extra)
+
+
+def _make_run(name: str):
+    def run(scenario, seed, channels=None):
+        scn = _scenario(scenario)
+        ch = channels if channels is not None else draw_channels(scn, np.random.default_rng(int(seed)))
+        return run_method(name, scn, ch, seed)
+    run.__name__ = f"run_{name.replace('-', '_')}"
+    run.__doc__ = f"Paper-B method {name!r}: {METHOD_TABLE[name][0]}"
+    return run
+
+
+for _name, (_summary, _o, _r, _rank) in METHOD_TABLE.items():
+    register_method(Method(_name, "paper-b", _summary, _make_run(_name), _rank))
+
+
+def _register_targets():
+    from . import figures
+    for name, (summary, fn) in figures.TARGETS.items():
+        register_target(Target(name, summary, fn))
+
+
+try:
+    _register_targets()
+except ModuleNotFoundError as e:   # figures need matplotlib; methods still work without it
+    if "matplotlib" not in str(e):
+        raise

@@ -1,0 +1,118 @@
+"""DoA networks: tiny training runs, weights round trip and refusal, registered methods [spec A.9, A.11.5–6]."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from isac_opt.channels import draw_channels, realisation_rng
+from isac_opt.config import ScenarioA
+from isac_opt.doa.model import DoaBatch, DoaConfig, DoaNet, WeightsError, run_classical, start_points
+from isac_opt.doa.train import _with_K, layer_loss, make_dataset, train_unfolded, train_unsupervised
+from isac_opt.doa.unsupervised import UnsupervisedDoa, features
+
+
+@pytest.fixture
+def tiny():
+    import math
+    scn = ScenarioA(M=3, N=8, K=2, L=4, Q=2, noise_comm_w=(1e-11, 1e-11), gamma_db=(10.0, 10.0),
+                    xi_q_sq=(1.0, 1.0), clutter_bins=(0, 1), clutter_angles_rad=(-math.pi / 3, math.pi / 4))
+    chs, starts = make_dataset(scn, 8, seed=11)
+    return scn, chs, starts
+
+
+def test_untrained_network_equals_classical_solver(tiny):
+    scn, chs, starts = tiny
+    cfg = DoaConfig(T=2, J=2, R=2, dfp_variant="paper")
+    b = DoaBatch(scn, chs, starts, cfg)
+    a = DoaNet(cfg, scn).infer(b)
+    c = run_classical(b)
+    np.testing.assert_allclose(a.x.numpy(), c.x.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(a.phi.numpy(), c.phi.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_tiny_training_reduces_crb(tiny):
+    scn, chs, starts = tiny
+    cfg = DoaConfig(T=2, J=1, R=3, dfp_variant="identity")
+    b = DoaBatch(scn, chs, starts, cfg)
+    untrained = DoaNet(cfg, scn, seed=1).infer(b)
+    net = train_unfolded(scn, chs, starts, cfg, batch_size=8, updates_per_layer=4, lr=0.01, omega=1.0,
+                         seed=1, log=lambda m: None)
+    trained = net.infer(b)
+    l0 = layer_loss(b, untrained, 1.0).item()
+    l1 = layer_loss(b, trained, 1.0).item()
+    assert l1 < l0, (l0, l1)
+    assert b.crb(trained.x, trained.phi).mean() < b.crb(b.u0, b.phi0).mean()
+
+
+def test_weights_round_trip_and_refusal(tiny, tmp_path):
+    scn, chs, starts = tiny
+    cfg = DoaConfig(T=1, J=1, R=2)
+    net = DoaNet(cfg, scn, seed=3)
+    with torch.no_grad():
+        for p in net.net.parameters():
+            p.add_(0.01)
+    path = tmp_path / "w.pt"
+    net.save(path)
+    net2 = DoaNet.load(path)
+    b = DoaBatch(scn, chs, starts, cfg)
+    np.testing.assert_allclose(net.infer(b).x.numpy(), net2.infer(b).x.numpy(), rtol=0, atol=0)
+    # another K runs (K-agnostic MLPs), another M is refused with a clear message
+    scn3 = _with_K(scn, 3)
+    chs3, st3 = make_dataset(scn3, 2, seed=5)
+    net2.infer(DoaBatch(scn3, chs3, st3, cfg))
+    scnM = scn.replace(M=4)
+    chsM, stM = make_dataset(scnM, 1, seed=5)
+    with pytest.raises(WeightsError, match="M=4"):
+        net2.infer(DoaBatch(scnM, chsM, stM, cfg))
+    (tmp_path / "bad.pt").write_bytes(b"not a torch file")
+    with pytest.raises(WeightsError, match="not a readable"):
+        DoaNet.load(tmp_path / "bad.pt")
+
+
+def test_unsupervised_training_and_zero_padding(tiny, tmp_path):
+    scn, chs, starts = tiny
+    m = train_unsupervised(scn, chs, starts, K_max=3, hidden=(16, 8), epochs=12, batch_size=4, lr=3e-3,
+                           seed=0, log=lambda s: None)
+    b = DoaBatch(scn, chs, starts, DoaConfig())
+    feats = features(scn, chs, 3)
+    fresh = UnsupervisedDoa(scn, 3, (16, 8), seed=0).eval()
+    with torch.no_grad():
+        l_tr, _ = m.loss(scn, b.prob, feats, b.crb(b.u0, b.phi0))
+        l_un, _ = fresh.loss(scn, b.prob, feats, b.crb(b.u0, b.phi0))
+    assert l_tr < l_un
+    X, P = m.design(scn, chs)
+    assert np.allclose(np.abs(X[0]), scn.amp) and np.allclose(np.abs(P[0]), 1.0)
+    m.save(tmp_path / "u.pt")
+    m2 = UnsupervisedDoa.load(tmp_path / "u.pt")
+    X2, _ = m2.design(scn, chs)
+    np.testing.assert_allclose(X2[0], X[0])
+    # zero padding: K* = 3 ≤ K_max runs, K* = 4 > K_max is refused
+    scn3 = _with_K(scn, 3)
+    chs3 = [draw_channels(scn3, realisation_rng(1, i)) for i in range(2)]
+    m2.design(scn3, chs3)
+    # the padded features of a K=2 realisation equal those of K_max with the last user zero
+    f = features(scn, chs[:1], 3).numpy()[0]
+    assert np.count_nonzero(f) < f.size
+    with pytest.raises(WeightsError, match="K=4"):
+        m2.check_fits(_with_K(scn, 4))
+
+
+def test_registered_methods():
+    from isac_opt.registry import get_method, load_extensions
+    load_extensions()
+    for name in ("unfolded-doa", "unfolded-doa-alm", "unsupervised-doa", "classical-doa"):
+        assert get_method(name, "paper-a").name == name
+    from isac_opt.registry import REPRODUCE, TRAINERS
+    assert "doa" in TRAINERS and {"fig8", "fig9", "fig10", "table2"} <= set(REPRODUCE)
+
+
+def test_method_refuses_unfit_scenario():
+    from isac_opt.doa.methods import WEIGHTS_DIR
+    from isac_opt.registry import get_method
+    if not (WEIGHTS_DIR / "doa_unfolded_K3.pt").is_file():
+        pytest.skip("shipped DoA weights not present")
+    with pytest.raises(WeightsError, match="L=8"):
+        get_method("unfolded-doa", "paper-a").run(ScenarioA(L=8), seed=1)
+    with pytest.raises(WeightsError, match="N=32"):
+        get_method("unsupervised-doa", "paper-a").run(ScenarioA(N=32), seed=1)
