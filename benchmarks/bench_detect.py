@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -76,6 +75,11 @@ def main(argv=None):
             thr[bs] = bs / run_batch(b, "ris", **kw)[3]
         best = max(thr, key=thr.get)
         row = {"N": N, "engine": eng, "unf_lat": np.mean(lat), "unf_thr": thr[best], "best_batch": best, "thr": thr}
+        if net is not None:
+            from isac_opt.detect.unfolded import LITE_LAYERS
+            lt = [run_batch(make_batch(scn, [s], "ris", dtype=dtype), "ris", net=net, n_layers=LITE_LAYERS)[3]
+                  for s in starts[:a.n]]
+            row["lite_lat"] = np.mean(lt)
         if a.paper:
             b = make_batch(scn, starts[:1], "ris", dtype=dtype)
             row["paper_lat"] = run_batch(b, "ris", cfg=PAPER_CFG, params=ConstantParams(**DEFAULT_INIT))[3]
@@ -89,14 +93,17 @@ def main(argv=None):
         rows.append(row)
         print(f"  N={N}: done", flush=True)
     print()
-    print(f"| N | unfolded latency [s] | unfolded throughput [designs/s] (batch) | ADMM-MM latency [s] (iters) "
-          f"| ratio | paper-size classical [s] |")
-    print("|---|---|---|---|---|---|")
+    print(f"| N | unfolded latency [s] | lite (4 layers) latency [s] | unfolded throughput [designs/s] (batch) "
+          f"| ADMM-MM latency [s] (iters) | ratio ADMM-MM/unfolded | ratio ADMM-MM/lite | paper-size classical [s] |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         mm = f"{r['mm_lat']:.3f} ({r['mm_it']:.0f})" if "mm_lat" in r else "–"
         ratio = f"{r['mm_lat'] / r['unf_lat']:.1f}x" if "mm_lat" in r else "–"
         pp = f"{r['paper_lat']:.2f}" if "paper_lat" in r else "–"
-        print(f"| {r['N']} | {r['unf_lat']:.3f} | {r['unf_thr']:.1f} ({r['best_batch']}) | {mm} | {ratio} | {pp} |")
+        lite = f"{r['lite_lat']:.3f}" if "lite_lat" in r else "–"
+        rl = f"{r['mm_lat'] / r['lite_lat']:.1f}x" if ("mm_lat" in r and "lite_lat" in r) else "–"
+        print(f"| {r['N']} | {r['unf_lat']:.3f} | {lite} | {r['unf_thr']:.1f} ({r['best_batch']}) | {mm} | {ratio} "
+              f"| {rl} | {pp} |")
     if len(rows) > 1:
         by = {r["N"]: r["unf_lat"] for r in rows}
         if 64 in by and 128 in by:

@@ -54,7 +54,11 @@ def main():
     def vg():
         uu, pp = u.clone().requires_grad_(True), p.clone().requires_grad_(True)
         torch.autograd.grad(crb_torch(pr, uu, pp).sum(), [uu, pp])
-    rows.append(("torch CRB value+grad (x, φ), B=1", timeit(vg, rep * 5)))
+    rows.append(("torch CRB value+grad (x, φ) autograd, B=1", timeit(vg, rep * 5)))
+    from isac_opt.doa.crb_torch import crb_value_grad
+    with torch.no_grad():
+        rows.append(("torch CRB value+grad (x, φ) closed form, B=1",
+                     timeit(lambda: crb_value_grad(pr, u, p, ("x", "phi")), rep * 5)))
     chs = [draw_channels(scn, realisation_rng(1, i)) for i in range(32)]
     pr32 = DoaProblem.from_channels(scn, chs)
     u32 = u.expand(32, -1, -1).clone()

@@ -16,12 +16,15 @@ def read_tags(block, port: int, start: int, n: int, keys=(FRAME_KEY, DESIGN_KEY,
     ``design`` dicts.
     """
     out = {k: ([], []) for k in keys}
-    for k in keys:
-        for t in block.get_tags_in_range(port, start, start + n, _KEYS[k]):
-            out[k][0].append(t.offset)
-            v = t.value
-            out[k][1].append(pmt.to_long(v) if k == FRAME_KEY else
-                             pmt.to_bool(v) if k == TARGET_KEY else pmt.to_python(v))
+    want = set(keys)
+    for t in block.get_tags_in_range(port, start, start + n):   # one call, dispatch by key
+        k = pmt.symbol_to_string(t.key)
+        if k not in want:
+            continue
+        v = t.value
+        out[k][0].append(t.offset)
+        out[k][1].append(pmt.to_long(v) if k == FRAME_KEY else
+                         pmt.to_bool(v) if k == TARGET_KEY else pmt.to_python(v))
     res = {}
     for k, (o, v) in out.items():
         o = np.asarray(o, np.int64)

@@ -29,6 +29,9 @@ def add_parser(subparsers):
     p.add_argument("--ris", default="sim://bench?bits=4",
                    help="RIS: a ris_driver URL (sim://NAME?bits=B..., serial://..., zmq://...) or 'ideal' "
                         "(the design's continuous φ, no driver) [sim://bench?bits=4]")
+    p.add_argument("--no-refit", dest="refit", action="store_false",
+                   help="keep the design's waveform when the RIS board realises a quantised state "
+                        "(default: re-optimise the waveform for the state actually applied)")
     p.add_argument("--pfa", type=float, default=1e-3, help="false-alarm probability of the detector [1e-3]")
     p.add_argument("--user-noise-db", type=float, default=0.0,
                    help="extra user noise [dB] over the scenario's σ_k² (makes SER measurable) [0]")
@@ -38,6 +41,22 @@ def add_parser(subparsers):
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--uri", default="ip:192.168.2.1", help="Pluto URI (backend pluto)")
     p.add_argument("--dev-args", default="", help="UHD device args (backend uhd)")
+    c = p.add_argument_group("calibration (docs/calibration.md, 'Using calibrations')")
+    c.add_argument("--tx-cal", default=None, metavar="FILE",
+                   help="TX ChainCal file (calibrate chains --side tx): the source pre-distorts the chains")
+    c.add_argument("--rx-cal", default=None, metavar="FILE",
+                   help="RX ChainCal file (calibrate chains --side rx): the detector corrects the radar streams")
+    c.add_argument("--impair-seed", type=int, default=None, metavar="N",
+                   help="sim: the channel imposes hidden random TX/RX chain gains, phases and integer delays "
+                        "(calibration.use.bench_chain_truth(N)); the bench's hardware id becomes "
+                        "sim://chains?impair_seed=N")
+    c.add_argument("--world-channels", default=None, metavar="FILE",
+                   help="sim: channels file (.npz) the simulated channel emulates instead of the design's own "
+                        "(e.g. the true channels when the design came from estimated ones)")
+    c.add_argument("--fs-hz", type=float, default=2e6, help="sample rate [Hz] (hardware; calibration key) [2e6]")
+    c.add_argument("--lo-hz", type=float, default=5.8e9, help="carrier [Hz] (hardware; calibration key) [5.8e9]")
+    c.add_argument("--gains-db", type=float, nargs="*", default=None,
+                   help="chain gains [dB] of the calibration key (checked only when given)")
     p.set_defaults(func=handler)
     return p
 
@@ -51,6 +70,39 @@ def _with_n(url: str, n: int) -> str:
     if not url.startswith("sim://") or "n=" in url or "rows=" in url:
         return url
     return url + ("&" if "?" in url else "?") + f"n={n}"
+
+
+def _calibration_setup(args, d, work: Path) -> tuple[dict, dict]:
+    """Pipeline keywords and report entries for --tx-cal/--rx-cal/--impair-seed/--world-channels."""
+    kw, rep = {}, {}
+    impair = getattr(args, "impair_seed", None)
+    world = getattr(args, "world_channels", None)
+    if args.backend != "sim" and (impair is not None or world):
+        raise ValueError("--impair-seed / --world-channels: only with --backend sim")
+    if impair is not None:
+        from calibration.use import bench_chain_truth, emulator_impairments
+        M = d.scenario.M
+        kw["impairments"] = emulator_impairments(bench_chain_truth(impair, M, "tx"), bench_chain_truth(impair, M, "rx"))
+        rep["impair_seed"] = int(impair)
+    if world:
+        import dataclasses
+        from isac_opt.bench.stap import filter_stats
+        from isac_opt.channels import ChannelsA
+        ch = ChannelsA.load(world, d.scenario)
+        ch = dataclasses.replace(ch, S=d.channels.S)          # the symbols are the design's data
+        wd = dataclasses.replace(d, channels=ch)
+        wpath = work / "world_design.npz"
+        wd.save(wpath)
+        kw["world"] = str(wpath)
+        rep.update(world_channels=str(world), sinr_world_predicted_db=filter_stats(wd)["sinr_db"])
+    if getattr(args, "tx_cal", None) or getattr(args, "rx_cal", None):
+        from calibration.use import bench_key, sim_sdr_id
+        sdr = (sim_sdr_id(impair) if args.backend == "sim" else
+               args.uri if args.backend == "pluto" else args.dev_args)
+        key = bench_key(sdr=sdr, fs_hz=args.fs_hz, lo_hz=args.lo_hz, gains_db=args.gains_db)
+        kw.update(tx_cal=args.tx_cal or "", rx_cal=args.rx_cal or "", cal_key=key)
+        rep.update(tx_cal=args.tx_cal, rx_cal=args.rx_cal)
+    return kw, rep
 
 
 def run_bench(args) -> tuple[dict, dict, object, object]:
@@ -96,10 +148,21 @@ def run_bench(args) -> tuple[dict, dict, object, object]:
             phi_applied = d.phi if args.backend == "sim" else phi_applied
         ris_state = {"url": url, "t_ack_s": ack.t_ack, "attempts": ack.attempts,
                      "pattern": list(ack.pattern.phase)}
+        if args.refit and np.max(np.abs(phi_applied - d.phi)) > 1e-9:
+            # the board realised a quantised state: re-optimise the waveform for it, or the users'
+            # CI margins (which ride on the RIS-cascaded links) can collapse
+            from isac_opt.detect.methods import refit_waveform
+            d = refit_waveform(d, phi_applied)
+            design_path = work / "design_refit.npz"
+            d.save(design_path)
+            ris_state["waveform_refit"] = True
     record = (work / "radar.sigmf-data", work / "users.sigmf-data") if args.record else None
-    fe_kw = {"uri": args.uri, "dev_args": args.dev_args} if args.backend != "sim" else {}
+    fe_kw = {"uri": args.uri, "dev_args": args.dev_args, "samp_rate": args.fs_hz, "center_freq": args.lo_hz} \
+        if args.backend != "sim" else {}
+    cal_kw, cal_rep = _calibration_setup(args, d, work)
     tb = sim_pipeline(str(design_path), args.frames, seed=args.seed, pfa=args.pfa, backend=args.backend,
-                      ris=ris_for_channel, user_noise_offset_db=args.user_noise_db, record=record, **fe_kw)
+                      ris=ris_for_channel, user_noise_offset_db=args.user_noise_db, record=record, **cal_kw,
+                      **fe_kw)
     tb.det.core.set_phi(phi_applied)        # ε0 of the state really applied
     t = time.perf_counter()
     tb.run()
@@ -111,6 +174,7 @@ def run_bench(args) -> tuple[dict, dict, object, object]:
     rep.update(backend=args.backend, ris=ris_state["url"], design_file=str(design_path),
                design_hash=file_hash(design_path), flowgraph_s=elapsed,
                samples_per_s=(args.frames * F * d.scenario.M) / elapsed if elapsed > 0 else float("nan"))
+    rep.update(cal_rep)
     if record is not None:
         from blocks._record import write_sigmf_meta
         extra = {"design_hash": rep["design_hash"], "design_file": str(design_path), "method": d.method,
@@ -123,7 +187,9 @@ def run_bench(args) -> tuple[dict, dict, object, object]:
 
 
 def handler(args) -> int:
+    from gnuradio import gr
     from isac_opt.bench.report import format_text, plot_report
+    gr.logging().set_default_level(gr.log_levels.warn)      # no buffer-size info lines in the report
     if args.frames < 2:
         return _err(f"--frames: expected >= 2 (frames alternate target present/absent), got {args.frames}")
     if not 0 < args.pfa < 1:
@@ -147,6 +213,12 @@ def handler(args) -> int:
         print(json.dumps(clean(rep)))
     else:
         print(format_text(rep))
+        if "sinr_world_predicted_db" in rep:
+            print(f"world channels {rep['world_channels']}: this design's SINR in the true world "
+                  f"{rep['sinr_world_predicted_db']:.2f} dB (no chain errors)")
+        if rep.get("impair_seed") is not None or rep.get("tx_cal") or rep.get("rx_cal"):
+            print(f"chains: impair seed {rep.get('impair_seed')}, tx cal {rep.get('tx_cal')}, "
+                  f"rx cal {rep.get('rx_cal')}")
         print(f"flowgraph: {rep['flowgraph_s']:.2f} s, {rep['samples_per_s'] / 1e6:.2f} MS/s aggregate; "
               f"design {rep['design_file']} (sha256 {rep['design_hash'][:12]}); RIS {rep['ris']}")
         if "sigmf" in rep:

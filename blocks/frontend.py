@@ -16,7 +16,6 @@ On hardware the RX streams carry no tags: a :class:`blocks.frame_tagger.frame_ta
 """
 from __future__ import annotations
 
-import numpy as np
 from gnuradio import blocks as grblocks
 from gnuradio import gr
 
@@ -29,7 +28,7 @@ class frontend(gr.hier_block2):
     def __init__(self, backend="sim", design="", M=6, K=3, seed=0, ris="design", target_mode="alternate",
                  user_noise_offset_db=0.0, uri="ip:192.168.2.1", dev_args="", samp_rate=1e6,
                  center_freq=5.8e9, tx_gain_db=0.0, rx_gain_db=30.0, rx_delay=0, user_channels=(),
-                 start_delay_s=0.5, **chan_kw):
+                 start_delay_s=0.5, buffer_items=16384, **chan_kw):
         M, K = int(M), int(K)
         gr.hier_block2.__init__(self, "frontend", gr.io_signature(1, 1, gr.sizeof_gr_complex * M),
                                 gr.io_signaturev(2, 2, [gr.sizeof_gr_complex * K, gr.sizeof_gr_complex * M]))
@@ -40,6 +39,8 @@ class frontend(gr.hier_block2):
             from blocks.ris_isac_channel import ris_isac_channel
             self.chan = ris_isac_channel(design=design, seed=seed, ris=ris, target_mode=target_mode,
                                          user_noise_offset_db=user_noise_offset_db, M=M, K=K, **chan_kw)
+            if int(buffer_items) > 0:      # fewer, larger work() calls: less Python overhead per sample
+                self.chan.set_min_output_buffer(int(buffer_items))
             self.connect(self, self.chan)
             self.connect((self.chan, 0), (self, 0))
             self.connect((self.chan, 1), (self, 1))

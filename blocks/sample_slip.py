@@ -22,27 +22,31 @@ class sample_slip(gr.basic_block):
         self.set_tag_propagation_policy(gr.TPP_DONT)
 
     def forecast(self, noutput_items, ninputs):
-        return [max(1, noutput_items - 1)] * ninputs
+        return [1] * ninputs
 
     def general_work(self, input_items, output_items):
         inp, out = input_items[0], output_items[0]
-        r0, w0 = self.nitems_read(0), self.nitems_written(0)
-        n = min(len(inp), len(out) - 1)
-        if n <= 0:
-            return 0
+        r0 = self.nitems_read(0)
         k = self.at - r0
-        if not self._done and 0 <= k < n:
-            if self.mode == "drop":
-                out[:k] = inp[:k]; out[k:n - 1] = inp[k + 1:n]; produced = n - 1
-            else:
-                out[:k] = inp[:k]; out[k] = 0; out[k + 1:n + 1] = inp[k:n]; produced = n + 1
+        if not self._done and k == 0:             # the slip itself, alone in its call
             self._done = True
-        else:
-            out[:n] = inp[:n]; produced = n
-        for t in self.get_tags_in_range(0, r0, r0 + n):
+            if self.mode == "drop":
+                self._tags(r0, 1)
+                self.consume(0, 1)
+                return 0
+            out[0] = 0
+            return 1
+        m = min(len(inp), len(out))
+        if not self._done and 0 < k < m:
+            m = k                                 # stop just before the slip point
+        out[:m] = inp[:m]
+        self._tags(r0, m)
+        self.consume(0, m)
+        return m
+
+    def _tags(self, r0, m):
+        for t in self.get_tags_in_range(0, r0, r0 + m):
             self.add_item_tag(0, self._map(t.offset), t.key, t.value)
-        self.consume(0, n)
-        return produced
 
     def _map(self, o: int) -> int:
         """Output offset of input item o (a tag on a dropped item moves to the next item)."""

@@ -4,6 +4,13 @@ Output: ONE vector port, complex64 with vlen M (one item = one slot on all M ant
 ``blocks.vector_to_streams`` for per-antenna ports. Tags ``frame``/``design`` per
 :mod:`isac_opt.bench.framing`. Message port ``design`` (in): a design path (string) or ``{"path": ...}``;
 the switch happens atomically at the next frame boundary. See the YAML ``documentation:``.
+
+``tx_cal`` (optional): a TX :class:`calibration.ChainCal` file (``isac-testbed calibrate chains --side tx``);
+the source then emits the pre-distorted u_i[t] = x_i[t − D + d_i]/g_i (:class:`calibration.use.TxCorrection`,
+D = max(0, max_i round(d_i)) a common latency; the tags move by D too) so that every TX chain radiates the
+design x_i[t − D] after its delay d_i. ``cal_key`` (dict or JSON string): the bench key (``fs_hz``,
+``lo_hz``, ``gains_db``, ``hardware_ids``); a file made for other settings is refused at construction with
+a one-line :class:`calibration.StaleCalibrationError` naming the changed field.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ def _paths(design) -> list[str]:
 class slp_source(gr.sync_block):
     """Frame-by-frame SLP waveform; ``design`` = one path or several (';'-separated: one per frame, cycled)."""
 
-    def __init__(self, design="", frames=0, gap=-1, scale=1.0, M=6):
+    def __init__(self, design="", frames=0, gap=-1, scale=1.0, M=6, tx_cal="", cal_key=""):
         paths = _paths(design)
         if not paths:
             raise ValueError("slp_source: 'design' must name at least one design file (.npz)")
@@ -35,6 +42,13 @@ class slp_source(gr.sync_block):
         self.M = int(ds[0].scenario.M)
         if int(M) != self.M:
             raise ValueError(f"slp_source: parameter M = {M} but the design has M = {self.M} antennas")
+        self.tx_corr = None
+        if str(tx_cal or ""):
+            from calibration.use import TxCorrection, load_chain_cal, parse_key
+            cal = load_chain_cal(str(tx_cal), n_chains=self.M, side="tx", expect_key=parse_key(cal_key),
+                                 who="slp_source tx_cal")
+            self.tx_corr = TxCorrection(cal)
+        self._lat = max(0, int(self.tx_corr.shift.max())) if self.tx_corr is not None else 0
         gr.sync_block.__init__(self, name="slp_source", in_sig=None, out_sig=[(np.complex64, self.M)])
         self.gap = auto_gap(ds[0].scenario) if int(gap) < 0 else int(gap)
         self.scale = float(scale)
@@ -54,6 +68,8 @@ class slp_source(gr.sync_block):
         self.F = F.pop()
         self._designs, self._paths = ds, paths
         self._stack = np.stack([frame_samples(d.X, self.gap, self.scale) for d in ds])   # (Q, F, M)
+        if self.tx_corr is not None:
+            self._stack = self.tx_corr.correct_frames(self._stack).astype(np.complex64)
 
     def _on_design(self, msg):
         v = pmt.to_python(msg)
@@ -71,34 +87,46 @@ class slp_source(gr.sync_block):
         out = output_items[0]
         n = len(out)
         F, t = self.F, self._t
-        total = self.frames * F + 1 if self.frames > 0 else None
+        lat = self._lat                     # TX correction latency [samples]; 0 without tx_cal
+        tau = t - lat                       # design time: frame fi starts at tau = fi*F
+        total = self.frames * F + 1 if self.frames > 0 else None      # in design time (end marker incl.)
         if total is not None:
-            if t >= total:
+            if tau >= total:
                 return -1
-            n = min(n, total - t)
-        pos = t % F
+            n = min(n, total - tau)
+        pos = tau % F
         if self._pending is not None and pos == 0:              # atomic switch at a frame boundary
             with self._lock:
                 ds, paths = self._pending
                 self._pending = None
             self._set_queue(ds, paths)
-            self._frame0 = t // F
+            self._frame0 = tau // F
         elif self._pending is not None:
             n = min(n, F - pos)                                  # stop at the boundary, switch next call
-        idx = t + np.arange(n)
-        f = idx // F
-        q = (f - self._frame0) % len(self._designs)
-        out[:n] = self._stack[q, idx % F]
-        if total is not None and t + n == total:
+        idx = tau + np.arange(n)
+        if self.tx_corr is None:
+            f = idx // F
+            q = (f - self._frame0) % len(self._designs)
+            out[:n] = self._stack[q, idx % F]
+        else:   # u_i[t] = x_i[t − D + d_i]/g_i: chain i radiates x_i[t − D] after its delay d_i
+            ix = self.tx_corr.indices(idx)                       # (n, M)
+            q = (ix // F - self._frame0) % len(self._designs)
+            v = self._stack[q, ix % F, np.arange(self.M)[None, :]]
+            bad = ix < 0
+            if total is not None:
+                bad |= ix >= total - 1
+            v[bad] = 0
+            out[:n] = v
+        if total is not None and tau + n == total:
             out[n - 1] = 0
-        first = -(-t // F)                                       # first frame starting in [t, t+n)
-        for fi in range(first, (t + n - 1) // F + 1):
+        first = max(0, -(-tau // F))                             # first frame starting in [tau, tau+n)
+        for fi in range(first, (tau + n - 1) // F + 1):
             off = fi * F
             last = total is not None and off == total - 1
-            self.add_item_tag(0, off, pmt.intern(FRAME_KEY), pmt.from_long(END_FRAME if last else fi))
+            self.add_item_tag(0, off + lat, pmt.intern(FRAME_KEY), pmt.from_long(END_FRAME if last else fi))
             if not last and (len(self._designs) > 1 or fi == self._frame0):
                 j = (fi - self._frame0) % len(self._designs)
                 tag = design_tag(self._designs[j], self._paths[j], fi, F)
-                self.add_item_tag(0, off, pmt.intern(DESIGN_KEY), pmt.to_pmt(tag))
+                self.add_item_tag(0, off + lat, pmt.intern(DESIGN_KEY), pmt.to_pmt(tag))
         self._t = t + n
         return n

@@ -1,9 +1,17 @@
 """STAP detector (GRC: ``risisac_stap_detector``): frames the M radar streams by tags, applies w, thresholds.
 
-In: complex64 vlen M. Out (optional): float32, one item per accepted frame = T/ε0 (threshold −ln Pfa).
+In: complex64 vlen M. Out 0 (optional): float32, one item per accepted frame = T/ε0 (threshold −ln Pfa);
+out 1 (optional): the running SINR estimate [dB] after that frame (exponential memory ``window`` frames,
+from the ``target`` truth tags).
 Messages: ``detections`` (one flat dict per detection), ``status`` (every ``report_every`` frames: frames,
 SINR estimate, measured Pfa/Pd); in ``ris`` (dict with ``coefficients``: the RIS state assumed for ε0).
 Core: :class:`isac_opt.bench.stap.DetectorCore`; :meth:`results` / :meth:`summary` after the run.
+
+``rx_cal`` (optional): an RX :class:`calibration.ChainCal` file (``isac-testbed calibrate chains --side rx``);
+the M radar streams are then corrected before the filter, y_i[t] = x_i[t − (D − d_i)]/g_i
+(:class:`calibration.use.RxCorrector`, common latency D samples; the ``frame``/``target`` tags are moved by
+D with the data, so the last frame of a finite run, whose end marker falls past the stream, is dropped).
+``cal_key``: the bench key; a stale file is refused at construction (one-line StaleCalibrationError).
 """
 from __future__ import annotations
 
@@ -19,9 +27,18 @@ from isac_opt.bench.stap import DetectorCore
 class stap_detector(gr.basic_block):
     """T = |wᴴ vec(R)|² per frame, NP threshold at ``pfa``, online SINR; ``design`` '' = follow the tags."""
 
-    def __init__(self, M=6, pfa=1e-3, design="", report_every=1000, publish=True):
+    def __init__(self, M=6, pfa=1e-3, design="", report_every=1000, publish=True, window=1000, rx_cal="",
+                 cal_key=""):
+        self.rx_corr = None
+        if str(rx_cal or ""):
+            from calibration.use import RxCorrector, load_chain_cal, parse_key
+            cal = load_chain_cal(str(rx_cal), n_chains=int(M), side="rx", expect_key=parse_key(cal_key),
+                                 who="stap_detector rx_cal")
+            self.rx_corr = RxCorrector(cal)
+        self._held = {FRAME_KEY: (np.zeros(0, np.int64), []), TARGET_KEY: (np.zeros(0, np.int64), [])}
         gr.basic_block.__init__(self, name="stap_detector", in_sig=[(np.complex64, int(M))],
-                                out_sig=[np.float32])
+                                out_sig=[np.float32, np.float32])
+        self.window = int(window)
         self.track = DesignTrack()
         self._fixed = None
         if str(design):
@@ -30,7 +47,7 @@ class stap_detector(gr.basic_block):
             self._fixed = self.track.preload(d, str(design))
         self.core = DetectorCore(float(pfa), int(M), self.track)
         self.report_every, self.publish = int(report_every), bool(publish)
-        self._pending = np.zeros(0, np.float32)
+        self._pending = np.zeros((2, 0), np.float32)
         self._next_report = self.report_every
         for p in ("detections", "status"):
             self.message_port_register_out(pmt.intern(p))
@@ -54,16 +71,29 @@ class stap_detector(gr.basic_block):
             if self._fixed is not None:                     # a fixed design: same id, new first frame
                 tag = dict(self._fixed, first_frame=tag["first_frame"], F=tag["F"])
             self.track.add(tag)
+        x = input_items[0]
+        if self.rx_corr is not None:               # correct the chains; tags move with the data by D
+            x = self.rx_corr.process(x)
+            D = self.rx_corr.latency
+            for key in (FRAME_KEY, TARGET_KEY):
+                ho, hv = self._held[key]
+                o = np.concatenate([ho, tags[key][0] + D])
+                v = list(hv) + list(tags[key][1])
+                now = o < t0 + n
+                tags[key] = (o[now], [vv for vv, k in zip(v, now) if k])
+                self._held[key] = (o[~now], [vv for vv, k in zip(v, now) if not k])
         fo, fv = tags[FRAME_KEY]
         to, tv = tags[TARGET_KEY]
-        res = self.core.process(input_items[0], t0, fo, fv, to, tv)
+        res = self.core.process(x, t0, fo, fv, to, tv)
         self.consume(0, n)
         if res is not None:
-            self._pending = np.concatenate([self._pending, res["stat"].astype(np.float32)])
+            new = np.stack([res["stat"], self.core.running_sinr_db(res["stat"], res["target"], self.window)])
+            self._pending = np.concatenate([self._pending, new.astype(np.float32)], axis=1)
             self._publish(res)
-        k = min(len(output_items[0]), self._pending.size)
-        output_items[0][:k] = self._pending[:k]
-        self._pending = self._pending[k:]
+        k = min(len(output_items[0]), len(output_items[1]), self._pending.shape[1])
+        output_items[0][:k] = self._pending[0, :k]
+        output_items[1][:k] = self._pending[1, :k]
+        self._pending = self._pending[:, k:]
         return k
 
     def _publish(self, res):
@@ -73,7 +103,7 @@ class stap_detector(gr.basic_block):
                 "frame": int(res["frame"][i]), "stat": float(res["stat"][i]), "threshold": float(thr),
                 "range_bin": int(self.track.design(0).scenario.target_bin) if self.track.tags else -1,
                 "target": int(res["target"][i])}))
-        if self.core.results()["frame"].size >= self._next_report:
+        if self.core.n_frames >= self._next_report:
             self._next_report += self.report_every
             self.message_port_pub(pmt.intern("status"), pmt.to_pmt(self.summary()))
 

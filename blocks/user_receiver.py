@@ -1,7 +1,8 @@
 """User receivers (GRC: ``risisac_user_receiver``): per-slot PSK demodulation of K users, SER/BER counting.
 
 In: complex64 vlen K (user streams, normalised by σ_k). The transmitted symbols come from the ``design``
-tags. Message ``stats`` every ``report_every`` frames: per-user SER/BER so far. Core:
+tags. Message ``stats`` every ``report_every`` frames: per-user SER/BER so far and the measured CI margin
+(min and mean over users and slots, units of σ_k) of the current design. Core:
 :class:`isac_opt.bench.demod.ReceiverCore`; :meth:`totals` after the run.
 """
 from __future__ import annotations
@@ -37,9 +38,12 @@ class user_receiver(gr.sync_block):
         if self.core.frames >= self._next:
             self._next += self.report_every
             t = self.totals()
+            m = self.core.margins()
             self.message_port_pub(pmt.intern("stats"), pmt.to_pmt({
                 "frames": int(t["frames"]), "ser": [float(v) for v in t["ser"]],
-                "ber": [float(v) for v in t["ber"]]}))
+                "ber": [float(v) for v in t["ber"]],
+                "ci_margin_min": float(m.min()) if m is not None else float("nan"),
+                "ci_margin_mean": float(m.mean()) if m is not None else float("nan")}))
         return n
 
     def totals(self) -> dict:

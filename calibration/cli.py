@@ -9,6 +9,8 @@ Examples::
 
     isac-testbed calibrate chains --backend sim --seed 1 --snr-db 20 --out cal/chains --json
     isac-testbed calibrate ris --backend sim --out cal/ris_table --board-out cal/board.json
+    isac-testbed calibrate channels --backend sim --scenario paper-a --seed 3 --channels-out cal/est.npz
+    isac-testbed calibrate chains --backend sim --impair-seed 7 --side tx --n-chains 6 --out cal/tx
     python -m calibration.cli chains --backend sim --json          # stand-alone
 """
 from __future__ import annotations
@@ -54,6 +56,17 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="RIS sweep design (channels) [default: hadamard]")
     p.add_argument("--board-out", default=None, metavar="FILE",
                    help="ris: also write a ris_driver board file (BoardSpec JSON) with the measured table")
+    p.add_argument("--impair-seed", type=int, default=None, metavar="N",
+                   help="chains (sim): measure the hidden chains of the simulated bench `run --impair-seed N` "
+                        "(integer delays, key hardware id sim://chains?impair_seed=N)")
+    p.add_argument("--scenario", default=None, metavar="NAME|FILE",
+                   help="channels (sim): estimate the user channels of this paper-A scenario's realisation "
+                        "--seed (needs --channels-out)")
+    p.add_argument("--channels-out", default=None, metavar="FILE.npz",
+                   help="channels: write the ESTIMATED paper-A channels (ChannelsA file) for "
+                        "`isac-testbed design --channels FILE.npz`")
+    p.add_argument("--truth-out", default=None, metavar="FILE.npz",
+                   help="channels (sim): also write the hidden true channels (for `run --world-channels`)")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -144,12 +157,66 @@ def _run_hardware(args):
     return cal, report, None, {"sdr": uri, "ris": args.ris}
 
 
+def _sim_bench_chains(args):
+    """Calibrate the hidden chains of the simulated bench ``run --impair-seed N`` (ChainCal, sim bench)."""
+    from .chains import ChainCal, compare_chains
+    from .sim_bench import measure_chains
+    from .use import bench_chain_truth, sim_sdr_id
+    n = args.n_chains or 6
+    truth = bench_chain_truth(args.impair_seed, n, args.side)
+    cal = ChainCal(n_chains=n, side=args.side)
+    snr = 20.0 if args.snr_db is None else float(args.snr_db)
+    run = measure_chains(cal, truth, snr, np.random.default_rng([int(args.impair_seed), int(args.seed), 2]))
+    cal.run(run.data)
+    report = {"what": "chains", "side": args.side, "impair_seed": args.impair_seed, "snr_db": snr, "n_chains": n}
+    report.update(compare_chains(cal.coefs, truth))
+    hw = {"backend": "sim", "sdr": sim_sdr_id(args.impair_seed), "seed": args.seed, "ris": args.ris}
+    return cal, report, run, hw
+
+
+def _paper_a_channels(args) -> int:
+    """``calibrate channels --scenario paper-a --channels-out FILE``: estimated paper-A channels file."""
+    from isac_opt.config import ScenarioA, load_scenario
+    from .use import estimate_paper_a_channels
+    if args.backend != "sim":
+        raise HardwareUnavailable("'calibrate channels --channels-out' is wired to the simulated bench only; "
+                                  "record the pilot x RIS sweep with the *_hw flowgraph and estimate offline")
+    if not args.channels_out:
+        raise CalibrationError("channels-out", "a .npz path for the estimated paper-A channels", None)
+    scn = load_scenario(args.scenario or "paper-a")
+    if not isinstance(scn, ScenarioA):
+        raise CalibrationError("scenario", "a paper-A scenario", getattr(scn, "kind", type(scn).__name__))
+    snr = 20.0 if args.snr_db is None else float(args.snr_db)
+    est, truth, report = estimate_paper_a_channels(scn, args.seed, snr_db=snr, codebook=args.codebook or "hadamard")
+    meta = {"estimated": True, "calibration": report, "lo_hz": args.lo_hz, "fs_hz": args.fs_hz,
+            "representation": "G and target/clutter LoS from the geometry; h_k = conj(estimated direct); "
+                              "h_rk = LS fit of the estimated cascade c_n = conj(h_rk[:, n]) G[n, :] on the known G rows"}
+    est.save(args.channels_out, scn, meta=meta)
+    report["channels_out"] = str(args.channels_out)
+    if args.truth_out:
+        truth.save(args.truth_out, scn, meta={"estimated": False, "hidden_truth_of": str(args.channels_out)})
+        report["truth_out"] = str(args.truth_out)
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        print(f"paper-A channels estimated for seed {args.seed} -> {args.channels_out}")
+        for k, v in report.items():
+            print(f"  {k:<26} {v:.4g}" if isinstance(v, float) else f"  {k:<26} {v}")
+    return 0
+
+
 def handler(args) -> int:
     """Run one calibration; returns the exit code (0 ok, 2 bad input / no hardware)."""
     from . import store
     from .sim_bench import calibrate_sim
     try:
-        if args.backend == "sim":
+        if args.what == "channels" and (args.channels_out or args.scenario):
+            return _paper_a_channels(args)
+        if args.backend == "sim" and args.what == "chains" and args.impair_seed is not None:
+            bar = None
+            step = lambda msg: None  # noqa: E731
+            cal, report, run, hw = _sim_bench_chains(args)
+        elif args.backend == "sim":
             step, bar = _progress(3, not args.json or sys.stderr.isatty())
             kw = {"n_slots": args.n_slots, "n_elements": args.n_elements, "n_chains": args.n_chains,
                   "codebook": args.codebook}

@@ -156,3 +156,45 @@ def test_crb_non_increasing_in_power(small_scn, rng):
     p = pr.det.phi_from_numpy(ph)
     vals = [crb_torch(pr, c * u, p).item() for c in (0.5, 1.0, 2.0, 4.0)]
     assert all(b <= a * (1 + 1e-12) for a, b in zip(vals, vals[1:])), vals
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_closed_form_gradient_equals_autograd(small_scn, rng, which):
+    """The hand-written reverse mode (crb_value_grad) equals torch autograd of crb_torch, with and without ridge."""
+    from isac_opt.doa.crb_torch import crb_value_grad
+    scn = _scenarios(small_scn)[which]
+    chs, Xs, ph = _instances(scn, rng)
+    pr = DoaProblem.from_channels(scn, chs)
+    for ridge in (0.0, 1e-3):
+        u = pr.det.u_from_numpy(Xs).requires_grad_(True)
+        p = pr.det.phi_from_numpy(ph).requires_grad_(True)
+        c = crb_torch(pr, u, p, ridge)
+        gu, gp = torch.autograd.grad(c.sum(), [u, p])
+        c2, gu2, gp2 = crb_value_grad(pr, u.detach(), p.detach(), ("x", "phi"), ridge)
+        np.testing.assert_allclose(c2.numpy(), c.detach().numpy(), rtol=1e-12)
+        from isac_opt.doa.crb_torch import crb_prep
+        c3, gu3, _ = crb_value_grad(pr, u.detach(), p.detach(), ("x",), ridge, pre=crb_prep(pr, p.detach()))
+        np.testing.assert_allclose(c3.numpy(), c2.numpy(), rtol=1e-14)
+        np.testing.assert_allclose(gu3.numpy(), gu2.numpy(), rtol=1e-13, atol=1e-15 * gu2.abs().max().item())
+        np.testing.assert_allclose(gu2.numpy(), gu.numpy(), rtol=1e-9, atol=1e-12 * gu.abs().max().item())
+        np.testing.assert_allclose(gp2.numpy(), gp.numpy(), rtol=1e-9, atol=1e-12 * gp.abs().max().item())
+
+
+def test_closed_form_gradient_is_differentiable(small_scn, rng):
+    """Training differentiates through the gradient: second derivatives of the closed form = autograd's."""
+    from isac_opt.doa.crb_torch import crb_value_grad
+    scn = small_scn
+    chs, Xs, ph = _instances(scn, rng, 2)
+    pr = DoaProblem.from_channels(scn, chs)
+    d = torch.complex(torch.randn(scn.M, scn.L, dtype=torch.float64), torch.randn(scn.M, scn.L, dtype=torch.float64))
+    out = []
+    for mode in ("closed", "autograd"):
+        u = pr.det.u_from_numpy(Xs).requires_grad_(True)
+        p = pr.det.phi_from_numpy(ph)
+        if mode == "closed":
+            g = crb_value_grad(pr, u, p, ("x",))[1]
+        else:
+            g = torch.autograd.grad(crb_torch(pr, u, p).sum(), u, create_graph=True)[0]
+        s = (g.conj() * d).real.sum()
+        out.append(torch.autograd.grad(s, u)[0])
+    np.testing.assert_allclose(out[0].numpy(), out[1].numpy(), rtol=1e-8, atol=1e-10 * out[1].abs().max().item())

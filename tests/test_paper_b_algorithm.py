@@ -13,7 +13,7 @@ from isac_opt.paper_b import designfile
 from isac_opt.paper_b.algorithm import (Options, PhiObjective, _ci_rows_x, build_x_qp, ci_min_margin, design,
                                         gamma_ci, init_phi_aligned, init_x_ci, phi_step)
 from isac_opt.paper_b.model import Model, draw_channels
-from isac_opt.paper_b.qp import CvxQP, admm_qp, clarabel_qp
+from isac_opt.paper_b.qp import CvxQP, admm_qp
 from isac_opt.paper_b.scenario import ScenarioB
 
 SMALL = dict(Nt=3, Nr=3, K=2, R=2, N=4, Q=2, Pc=2, L=4, noise_comm_w=(1e-11, 1e-11), gamma_db=(5.0, 5.0),
@@ -128,6 +128,7 @@ def test_cm_output_is_constant_modulus_and_scnr_consistent():
     ch = draw_channels(scn, np.random.default_rng(6))
     res = design(ch, Options.from_scenario(scn, max_outer=6))
     np.testing.assert_allclose(np.abs(res.X), ch.amp, rtol=1e-12)
+    assert res.ci_min_margin >= 0.999, res.ci_min_margin     # the final rho-continuation keeps CI at y_a
     m = Model(ch)
     assert math.isclose(res.scnr, m.mvdr(res.X, res.phi)[1], rel_tol=1e-9)
     assert math.isclose(m.scnr(res.W, res.X, res.phi), res.scnr, rel_tol=1e-8)

@@ -13,11 +13,13 @@ noise factor to make SER measurable; 0 dB = the scenario).
 
 ``normalize=True`` divides the radar outputs by ξ_z and user k's output by σ_k (the scenario's noise std,
 so the user noise variance is u in these units): outputs are O(1) and complex64 friendly. Impairment hooks (for calibration): per-chain
-complex TX and RX gains, integer RX delays, a radar-receiver CFO and RIS phase quantisation.
+complex TX and RX gains, integer TX and RX delays, a radar-receiver CFO and RIS phase quantisation
+(:meth:`ChannelEmulator.set_impairments` replaces them while streaming, e.g. the hidden chain errors of
+``isac-testbed run --impair-seed N``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,6 +36,7 @@ class Impairments:
     tx_gain : complex (M,) per-TX-chain gain (phase/amplitude error) [linear]
     rx_gain : complex (M,) per-RX-chain gain [linear]
     rx_delay : int (M,) per-RX-chain integer delay [samples], ≥ 0
+    tx_delay : int (M,) per-TX-chain integer delay [samples], ≥ 0 (before the channel: users and radar)
     cfo : float, radar-receiver carrier frequency offset [cycles/sample]
     ris_phase_bits : int, quantise the applied φ to 2^bits phases (0 = continuous)
     """
@@ -43,6 +46,7 @@ class Impairments:
     rx_delay: np.ndarray | None = None
     cfo: float = 0.0
     ris_phase_bits: int = 0
+    tx_delay: np.ndarray | None = None
 
     def check(self, M: int) -> "Impairments":
         for name in ("tx_gain", "rx_gain"):
@@ -52,11 +56,13 @@ class Impairments:
                 if v.shape != (M,):
                     raise ValueError(f"{name}: expected {M} complex gains, got shape {v.shape}")
                 setattr(self, name, v)
-        if self.rx_delay is not None:
-            d = np.asarray(self.rx_delay).reshape(-1)
-            if d.shape != (M,) or np.any(d < 0) or np.any(d != np.round(d)):
-                raise ValueError(f"rx_delay: expected {M} integers >= 0, got {self.rx_delay!r}")
-            self.rx_delay = d.astype(np.int64)
+        for name in ("rx_delay", "tx_delay"):
+            v = getattr(self, name)
+            if v is not None:
+                d = np.asarray(v).reshape(-1)
+                if d.shape != (M,) or np.any(d < 0) or np.any(d != np.round(d)):
+                    raise ValueError(f"{name}: expected {M} integers >= 0, got {v!r}")
+                setattr(self, name, d.astype(np.int64))
         if int(self.ris_phase_bits) < 0:
             raise ValueError(f"ris_phase_bits: expected >= 0, got {self.ris_phase_bits}")
         return self
@@ -119,10 +125,27 @@ class ChannelEmulator:
         self._a_hist = np.zeros((self.D, scn.Q + 1), np.complex128)
         self._alpha = self._draw_alpha(np.array([-1]))[0]     # α before the first frame tag
         self._target = False
-        dmax = int(self.imp.rx_delay.max()) if self.imp.rx_delay is not None else 0
-        self._r_hist = np.zeros((dmax, scn.M), np.complex128)
         self._t = 0                                            # samples processed (for the CFO)
+        self.set_impairments(self.imp)
         self.set_phi(phi)
+
+    def set_impairments(self, imp: Impairments) -> None:
+        """Replace the impairments (delay histories restart at zero; the RIS quantisation applies at the
+        next :meth:`set_phi`)."""
+        self.imp = (imp or Impairments()).check(self.scn.M)
+        M = self.scn.M
+        dmax = int(self.imp.rx_delay.max()) if self.imp.rx_delay is not None else 0
+        self._r_hist = np.zeros((dmax, M), np.complex128)
+        tmax = int(self.imp.tx_delay.max()) if self.imp.tx_delay is not None else 0
+        self._tx_hist = np.zeros((tmax, M), np.complex128)
+
+    @staticmethod
+    def _delay_chains(x, hist, delay):
+        """Per-column integer delays with a history of the last max(delay) samples; returns (y, hist)."""
+        dm = hist.shape[0]
+        xe = np.vstack([hist, x])
+        rows = dm - delay[None, :] + np.arange(x.shape[0])[:, None]
+        return xe[rows, np.arange(x.shape[1])[None, :]], xe[-dm:]
 
     # ------------------------------------------------------------------------------------------------
     def set_phi(self, phi) -> None:
@@ -160,6 +183,8 @@ class ChannelEmulator:
         n = x.shape[0]
         if self.imp.tx_gain is not None:
             x = x * self.imp.tx_gain
+        if self.imp.tx_delay is not None and self._tx_hist.shape[0]:
+            x, self._tx_hist = self._delay_chains(x, self._tx_hist, self.imp.tx_delay)
         frame_pos = np.asarray(frame_pos, np.int64)
         frame_idx = np.asarray(frame_idx, np.int64)
         # per-frame RCS and target state; ends with the state of the last frame
@@ -171,9 +196,10 @@ class ChannelEmulator:
         alpha_t = seg_alpha[seg_of_t]                                        # (n, Q+1)
         if frame_idx.size:
             self._alpha = alphas[-1]
+        # unit complex normals for all M + K outputs in one float32 draw (the noise dominates the cost)
+        nz = self.rng.standard_normal((n, 2 * (scn.M + scn.K)), dtype=np.float32).view(np.complex64)
         # users [A.3 (1)]
-        nz_u = self.rng.standard_normal((n, scn.K)) + 1j * self.rng.standard_normal((n, scn.K))
-        users = x @ self.Htil.T + nz_u * np.sqrt(self.user_noise_w / 2.0)
+        users = x @ self.Htil.T + nz[:, scn.M:] * np.sqrt(self.user_noise_w / 2.0)
         # radar [A.4 (3)]: delayed copies with the α of their transmit frame
         xh = np.vstack([self._x_hist, x])
         ah = np.vstack([self._a_hist, alpha_t])
@@ -183,8 +209,7 @@ class ChannelEmulator:
             sl = slice(D - d, D - d + n)
             proj[:, i] = (xh[sl] @ self.b[i]) * ah[sl, i]
         radar = proj @ self.a
-        radar += (self.rng.standard_normal((n, scn.M)) + 1j * self.rng.standard_normal((n, scn.M))) \
-            * np.sqrt(scn.noise_radar_w / 2.0)
+        radar += nz[:, :scn.M] * np.sqrt(scn.noise_radar_w / 2.0)
         if D:
             self._x_hist, self._a_hist = xh[-D:], ah[-D:]
         radar = self._rx_impair(radar)
@@ -202,10 +227,5 @@ class ChannelEmulator:
             r = r * np.exp(2j * np.pi * imp.cfo * (self._t + np.arange(r.shape[0])))[:, None]
         self._t += r.shape[0]
         if imp.rx_delay is not None and self._r_hist.shape[0]:
-            dm = self._r_hist.shape[0]
-            rh = np.vstack([self._r_hist, r])
-            n = r.shape[0]
-            rows = dm - imp.rx_delay[None, :] + np.arange(n)[:, None]
-            r = rh[rows, np.arange(r.shape[1])[None, :]]
-            self._r_hist = rh[-dm:]
+            r, self._r_hist = self._delay_chains(r, self._r_hist, imp.rx_delay)
         return r

@@ -133,6 +133,15 @@ class ReceiverCore:
         self.frames += int(np.count_nonzero(pos >= 0))
         return errs
 
+    def margins(self) -> np.ndarray | None:
+        """Measured CI margins (K, L) of the most recent design (frame-mean received points; units of σ_k)."""
+        if not self.per_design:
+            return None
+        from .framing import symbols_from_indices
+        st = max(self.per_design.values(), key=lambda v: v["pos"])
+        S = symbols_from_indices(st["sym"], st["order"])
+        return measured_margins(st["ysum"] / max(st["nframes"], 1), S, st["order"])
+
     def totals(self) -> dict:
         """Error counts over all designs: sym_err, n_sym, bit_err, n_bit (each (K,)), ser (K,), ber (K,)."""
         t = {k: np.zeros(self.K, np.int64) for k in ("sym_err", "n_sym", "bit_err", "n_bit")}

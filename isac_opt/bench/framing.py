@@ -34,6 +34,19 @@ def auto_gap(scn) -> int:
     return int(max((scn.target_bin,) + tuple(scn.clutter_bins)))
 
 
+def frontend_scale(backend: str, amp: float, peak: float = 0.5) -> float:
+    """Amplitude scale of the SLP source for a front end: 1 for ``sim`` (physical units, the channel
+    divides the scale out), ``peak / amp`` for ``pluto``/``uhd`` (float ±1.0 = DAC full scale; the
+    constant-modulus samples of amplitude ``amp`` = sqrt(P/M) then sit at ``peak`` of full scale)."""
+    if backend == "sim":
+        return 1.0
+    if backend in ("pluto", "uhd"):
+        if not amp > 0:
+            raise ValueError(f"amp: expected > 0, got {amp}")
+        return float(peak) / float(amp)
+    raise ValueError(f"backend: expected 'sim', 'pluto' or 'uhd', got {backend!r}")
+
+
 def frame_samples(X, gap: int, scale: float = 1.0) -> np.ndarray:
     """Samples of one frame: X (M, L) slots then ``gap`` zeros, times ``scale``; complex64 (L+gap, M)."""
     X = np.asarray(X)

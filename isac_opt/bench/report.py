@@ -17,7 +17,11 @@ from ..radar import pd_from_pfa
 
 def build_report(design, det: dict, rx, *, pfa: float = 1e-3, phi_applied=None,
                  user_noise_offset_db: float = 0.0) -> dict:
-    """Flat report dict (see module docstring). ``phi_applied``: RIS coefficients the channel used."""
+    """Flat report dict (see module docstring). ``phi_applied``: RIS coefficients the channel used.
+
+    ``*_designed``: the design's own values (continuous φ); ``sinr_predicted_db`` / ``ser_analytic``: the
+    model at the RIS state really applied (after the board's quantisation); ``*_measured``: from the run.
+    """
     fs_nom = filter_stats(design)
     fs = filter_stats(design, phi_applied) if phi_applied is not None else fs_nom
     t0, t1 = det["stat"][det["target"] == 0], det["stat"][det["target"] == 1]
@@ -41,9 +45,10 @@ def build_report(design, det: dict, rx, *, pfa: float = 1e-3, phi_applied=None,
         "pd_model": float(pd_from_pfa(pfa, fs["sinr"])), "pd_measured": rates["pd_measured"],
         "pd_ci": list(rates["pd_ci"]),
         "roc": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in r.items()} for r in roc],
-        "roc_consistent": bool(all(r["pfa_ok"] and r["pd_ok"] for r in roc)),
+        "roc_consistent": bool(all(r["pfa_ok"] and r["pd_ok"] for r in roc)) if roc else None,
         "user_noise_offset_db": float(user_noise_offset_db),
         "ser_analytic": [float(v) for v in ser_a], "ser_measured": [float(v) for v in ser_m],
+        "ser_designed": [float(v) for v in expected_ser(design, None, user_noise_offset_db)],
         "ser_z": [ser_z(int(e), int(n), float(p)) for e, n, p in zip(tot["sym_err"], tot["n_sym"], ser_a)],
         "ber_measured": [float(v) for v in tot["ber"]],
         "symbols_per_user": int(tot["n_sym"][0]) if tot["n_sym"].size else 0,
@@ -65,9 +70,11 @@ def format_text(r: dict) -> str:
         f"(95% CI {r['pd_ci'][0]:.3f} .. {r['pd_ci'][1]:.3f}); measured Pfa {f(r['pfa_measured'])}",
         "ROC points (set Pfa: measured Pfa, measured Pd vs model Pd): " + "; ".join(
             f"{p['pfa_set']:g}: {p['pfa_measured']:.3g}, {p['pd_measured']:.3f} vs {p['pd_model']:.3f}"
-            for p in r["roc"]) + ("  [consistent]" if r["roc_consistent"] else "  [INCONSISTENT]"),
+            for p in r["roc"]) + {True: "  [consistent]", False: "  [INCONSISTENT]", None: "none (no truth tags)"}[
+                r["roc_consistent"]],
         f"users (noise offset {r['user_noise_offset_db']:g} dB, {r['symbols_per_user']} symbols each): SER analytic "
-        + ", ".join(f(v) for v in r["ser_analytic"]) + " | MEASURED " + ", ".join(f(v) for v in r["ser_measured"]),
+        + ", ".join(f(v) for v in r["ser_analytic"]) + " | MEASURED " + ", ".join(f(v) for v in r["ser_measured"])
+        + " (analytic at the designed continuous RIS state: " + ", ".join(f(v) for v in r["ser_designed"]) + ")",
         f"CI margin / sigma_k: designed min {r['ci_margin_designed_min']:.2f} mean {r['ci_margin_designed_mean']:.2f}"
         f" | measured min {r['ci_margin_measured_min']:.2f} mean {r['ci_margin_measured_mean']:.2f}",
     ]

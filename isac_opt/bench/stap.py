@@ -103,6 +103,8 @@ def roc_check(t0n, t1n, sinr: float, pfas=(0.3, 0.1, 0.03, 0.01), conf: float = 
     model values of Pfa (the set one) and Pd lie inside them.
     """
     out = []
+    if len(t0n) == 0 or len(t1n) == 0:          # no truth tags (e.g. a hardware loopback): no ROC
+        return out
     for p in pfas:
         r = detection_rates(t0n, t1n, p)
         pd_model = float(pd_from_pfa(p, sinr))
@@ -148,6 +150,9 @@ class DetectorCore:
         self._fstats: dict[str, dict] = {}
         self._toffs, self._tvals = np.zeros(0, np.int64), np.zeros(0, bool)
         self._frames, self._stat, self._target, self._eps0 = [], [], [], []
+        self._ew = np.zeros(4)                    # exponentially weighted [Σt0, n0, Σt1, n1]
+        self.n_frames = 0                         # frames accepted so far
+        self.errors: list[str] = []               # designs that could not be loaded
 
     def set_phi(self, phi) -> None:
         """RIS state assumed for ε0 from now on (None = each design's own φ)."""
@@ -179,7 +184,11 @@ class DetectorCore:
         eps0 = np.full(idx.size, np.nan)
         for p in np.unique(pos[pos >= 0]):
             sel = pos == p
-            fs = self.stats_for(int(p))
+            try:
+                fs = self.stats_for(int(p))
+            except Exception as e:                # an unreadable design must not stop the receiver
+                self.errors.append(f"design {self.track.tags[int(p)].get('id')}: {e}")
+                continue
             L = int(self.track.tags[int(p)]["L"])
             stat[sel] = frame_statistic(frames[sel], fs["w"], L) / fs["eps0"]
             eps0[sel] = fs["eps0"]
@@ -196,7 +205,24 @@ class DetectorCore:
                "detected": stat[keep] > -math.log(self.pfa), "eps0": eps0[keep]}
         self._frames.append(out["frame"]); self._stat.append(out["stat"]); self._target.append(out["target"])
         self._eps0.append(out["eps0"])
+        self.n_frames += int(out["frame"].size)
         return out
+
+    def running_sinr_db(self, stat, target, window: int) -> np.ndarray:
+        """Per-frame running SINR estimate [dB]: exponentially weighted means of T/ε0 under H1 and H0
+        (memory ``window`` frames; 0 = all frames), ratio minus one; NaN until both are seen."""
+        from scipy.signal import lfilter
+        stat, target = np.asarray(stat, float), np.asarray(target)
+        a = 1.0 if window <= 0 else 1.0 / window
+        x = np.stack([stat * (target == 0), target == 0, stat * (target == 1), target == 1]).astype(float)
+        if window <= 0:
+            y = self._ew[:, None] + np.cumsum(x, axis=1)
+        else:
+            y, zf = lfilter([a], [1.0, -(1.0 - a)], x, axis=1, zi=((1.0 - a) * self._ew)[:, None])
+        self._ew = y[:, -1].copy() if y.shape[1] else self._ew
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = (y[2] / y[3]) / (y[0] / y[1]) - 1.0
+            return np.where(v > 0, 10 * np.log10(np.where(v > 0, v, 1.0)), np.nan)
 
     def results(self) -> dict:
         """All frames so far: frame, stat (T/ε0), target, eps0, dropped."""

@@ -4,8 +4,12 @@
 * :mod:`.admm_mm`   ADMM-MM reference (cvxpy + Clarabel, real-valued, built once) and its variants;
 * :mod:`.unfolded`  the unfolded ADMM-ALM-DFP network: weights I/O, batched inference, CI repair;
 * :mod:`.train`     layer-by-layer trainer (``isac-testbed train detect``);
-* :mod:`.methods`   design methods ``unfolded``, ``admm-mm``, ``radar-only``, ``random-ris``, ``no-ris``;
-* :mod:`.reproduce` figures 4–7 and Table I (``isac-testbed reproduce fig4 …``).
+* :mod:`.methods`   design methods ``unfolded``, ``unfolded-lite``, ``admm-mm``, ``radar-only``, ``random-ris``,
+  ``no-ris``;
+* :mod:`.reproduce` figures 4–7, Table I, ``detect-layers`` (``isac-testbed reproduce fig4 …``) and the
+  default-scenario summary (``python -m isac_opt.detect.reproduce``).
+
+User documentation and measured results: ``docs/detection.md``.
 
 Importing :mod:`.methods` also registers the trainer and the reproduction targets.
 """

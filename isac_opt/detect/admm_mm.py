@@ -173,6 +173,45 @@ def x_step(scn: ScenarioA, ch: ChannelsA, u, phi, v, mu1, rho: float, sinr0: flo
     return u, False
 
 
+def phi_step(scn: ScenarioA, ch: ChannelsA, X, phi, vphi, mu2, rho: float, sinr0: float, L_prev: float,
+             ci: bool = True):
+    """Prox-linear MM φ-step with backtracking [spec A.11.1 step 4, RECON].
+
+    φ⁺ = argmin_{φ∈𝒞} Re{Gᴴ(φ − φ_i)} + (L/2)‖φ − φ_i‖² + (ρ/2)‖φ − ϕ + μ2/ρ‖², 𝒞 = {|φ_n| ≤ 1} ∩ CI(φ),
+    with f = −SINR/SINR⁰ and G its gradient at φ_i (closed form, A.7). Closed-form clip when CI holds at
+    the clipped point, else a small SOCP. L starts at L_prev/2 and doubles until
+    f(φ⁺) ≤ f(φ_i) + Re{GᴴΔ} + (L/2)‖Δ‖² (V-14(iii)). Returns (φ⁺, L, solver failures).
+    """
+    N = scn.N
+    F, _, Gp = objective_gradients(scn, ch, X, phi)
+    f_i = -scn.xi0_sq * F / sinr0
+    G = -scn.xi0_sq * Gp / sinr0
+    Lphi = max(L_prev / 2.0, 1e-8)
+    cons_phi = None
+    fails = 0
+    cand = phi
+    for _ in range(60):
+        c = (Lphi * phi - G + rho * vphi - mu2) / (Lphi + rho)
+        cand = np.where(np.abs(c) > 1, c / np.maximum(np.abs(c), 1e-300), c)
+        if ci and np.min(_norm_margins(scn, ch, X, cand)) < 1.0:
+            if cons_phi is None:
+                cons_phi = _ci_affine_phi(scn, ch, X)
+            pp, zp, cp_, Ap, a0p = _phi_problem(N, cons_phi[0].shape[0])
+            cp_.value = np.r_[c.real, c.imag]
+            Ap.value, a0p.value = cons_phi
+            if _solve(pp):
+                cand = zp.value[:N] + 1j * zp.value[N:]
+            else:
+                fails += 1
+                cand = phi
+        d = cand - phi
+        f_new = -sinr_mvdr(echo(scn, ch, X, cand)) / sinr0
+        if f_new <= f_i + np.real(np.vdot(G, d)) + 0.5 * Lphi * np.real(np.vdot(d, d)) + 1e-12 * abs(f_i):
+            break
+        Lphi *= 2.0
+    return cand, Lphi, fails
+
+
 def admm_mm(scn: ScenarioA, ch: ChannelsA, X0, phi0, *, ci: bool = True, update_phi: bool = True,
             c_mm: float = 1.0, rho: float | None = None, res_th: float = 5e-4, n_max: int = 2000,
             n_min: int = 2, L_phi0: float = 1.0, rho_growth: float = 1.3, rho_max: float = 1e3,
@@ -218,32 +257,8 @@ def admm_mm(scn: ScenarioA, ch: ChannelsA, X0, phi0, *, ci: bool = True, update_
             fails += 1
         # φ-step (prox-linear MM with backtracking)
         if update_phi:
-            X = unvec(u * amp, M, L)
-            F, _, Gp = objective_gradients(scn, ch, X, phi)
-            f_i = -scn.xi0_sq * F / sinr0
-            G = -scn.xi0_sq * Gp / sinr0
-            Lphi = max(Lphi / 2.0, 1e-8)
-            cons_phi = None
-            for _ in range(60):
-                c = (Lphi * phi - G + rho * vphi - mu2) / (Lphi + rho)
-                cand = np.where(np.abs(c) > 1, c / np.maximum(np.abs(c), 1e-300), c)
-                if ci and np.min(_norm_margins(scn, ch, X, cand)) < 1.0:
-                    if cons_phi is None:
-                        cons_phi = _ci_affine_phi(scn, ch, X)
-                    pp, zp, cp_, Ap, a0p = _phi_problem(N, cons_phi[0].shape[0])
-                    cp_.value = np.r_[c.real, c.imag]
-                    Ap.value, a0p.value = cons_phi
-                    if _solve(pp):
-                        cand = zp.value[:N] + 1j * zp.value[N:]
-                    else:
-                        fails += 1
-                        cand = phi
-                d = cand - phi
-                f_new = -sinr_mvdr(echo(scn, ch, X, cand)) / sinr0
-                if f_new <= f_i + np.real(np.vdot(G, d)) + 0.5 * Lphi * np.real(np.vdot(d, d)) + 1e-12 * abs(f_i):
-                    break
-                Lphi *= 2.0
-            phi = cand
+            phi, Lphi, nf = phi_step(scn, ch, unvec(u * amp, M, L), phi, vphi, mu2, rho, sinr0, Lphi, ci=ci)
+            fails += nf
         v = project_cm(rho * u + mu1, 1.0, u)
         mu1 = mu1 + rho * (u - v)
         rp = float(np.max(np.abs(u - v)))
@@ -296,7 +311,8 @@ def repair_slots(scn: ScenarioA, ch: ChannelsA, X, phi, X_safe, n_bisect: int = 
             else:
                 lo = mid
         X[:, l] = mix(hi)
-    return X
+    from .core import polish_cm_slots
+    return polish_cm_slots(scn, ch, phi, X)
 
 
 def check_feasible_start(t_star: float, where: str = "ADMM-MM") -> None:

@@ -107,7 +107,7 @@ def run_sweep(name: str, out_dir, quick: bool = False, workers: int = 1, n: int 
     base = base or ScenarioA()
     mm_kw = {"n_max": mm_n_max if mm_n_max is not None else (15 if quick else 2000)}
     pfa_grid = list(np.logspace(-6, 0, 13)) if name == "fig7" else [1e-3]
-    out = Path(out_dir) / name
+    out = Path(out_dir)               # the CLI already gives each target its own directory
     (out / "chunks").mkdir(parents=True, exist_ok=True)
     tasks = []
     for p, val in enumerate(pts):
@@ -213,6 +213,17 @@ def _write(name, out, xlabel, agg, pfa_grid) -> list:
     return [comb, png] + paths
 
 
+def _machine() -> str:
+    import platform
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, seed: int = 2025,
            Ns=(32, 64, 128), mm_n_max: int | None = None) -> list:
     """Table I: mean wall time per design (batch 1, one thread, this machine) at N = 32/64/128 for ADMM-MM
@@ -228,7 +239,7 @@ def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
     from .unfolded import DEFAULT_INIT, LITE_CFG, design_starts
     from ..unfold import ConstantParams
     n = n if n is not None else (1 if quick else 10)
-    out = Path(out_dir) / "table1"
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for N in Ns:
@@ -236,7 +247,7 @@ def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
         net = get_net(scn, required=False)
         kw = {"net": net} if net is not None else {"cfg": LITE_CFG, "params": ConstantParams(**DEFAULT_INIT)}
         sd = point_seed(seed, "table1", N)
-        t_mm, t_un, s_mm, s_un = [], [], [], []
+        t_mm, t_un, t_lite = [], [], []
         for i in range(n):
             ch = draw_channels(scn, realisation_rng(sd, 2 * i))
             s = start_point(scn, ch, "ris", realisation_rng(sd, 2 * i + 1))
@@ -244,11 +255,16 @@ def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
                 design_starts(scn, [s], "ris", **kw)          # warm-up
             (X, phi), _, dt = (lambda r: (r[0][0], r[1], r[2]))(design_starts(scn, [s], "ris", **kw))
             t_un.append(dt)
+            if net is not None:
+                from .unfolded import LITE_LAYERS
+                t_lite.append(design_starts(scn, [s], "ris", n_layers=LITE_LAYERS, **kw)[2])
             r = admm_mm(scn, ch, s.X0, s.phi0, n_max=mm_n_max if mm_n_max is not None else (15 if quick else 2000))
             t_mm.append(r.time_s)
         rows.append({"N": N, "admm_mm_s": float(np.mean(t_mm)), "admm_mm_std": float(np.std(t_mm)),
                      "unfolded_s": float(np.mean(t_un)), "unfolded_std": float(np.std(t_un)),
-                     "ratio": float(np.mean(t_mm) / np.mean(t_un)), "n": n,
+                     "ratio": float(np.mean(t_mm) / np.mean(t_un)),
+                     "lite_s": float(np.mean(t_lite)) if t_lite else float("nan"),
+                     "ratio_lite": float(np.mean(t_mm) / np.mean(t_lite)) if t_lite else float("nan"), "n": n,
                      "engine": "unfolded" if net is not None else "classical"})
     f = out / "table1.csv"
     with open(f, "w", newline="") as fh:
@@ -256,12 +272,14 @@ def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
         w.writeheader()
         w.writerows(rows)
     md = out / "table1.md"
-    lines = [f"Table I (detection), mean s per design; machine: {platform.processor() or platform.machine()}, "
+    lines = [f"Table I (detection), mean s per design; machine: {_machine()}, "
              f"torch threads 1, float64, n = {n} per N\n", "| N | " + " | ".join(str(r["N"]) for r in rows) + " |",
              "|---|" + "---|" * len(rows),
              "| ADMM-MM | " + " | ".join(f"{r['admm_mm_s']:.3f}" for r in rows) + " |",
              "| Proposed | " + " | ".join(f"{r['unfolded_s']:.3f}" for r in rows) + " |",
-             "| ratio | " + " | ".join(f"{r['ratio']:.1f}x" for r in rows) + " |"]
+             "| ratio | " + " | ".join(f"{r['ratio']:.1f}x" for r in rows) + " |",
+             "| Proposed-lite (4 layers) | " + " | ".join(f"{r['lite_s']:.3f}" for r in rows) + " |",
+             "| ratio (lite) | " + " | ".join(f"{r['ratio_lite']:.1f}x" for r in rows) + " |"]
     md.write_text("\n".join(lines) + "\n")
     return [f, md]
 
@@ -322,6 +340,91 @@ def summary(out_dir, n: int = 200, n_mm: int = 50, workers: int = 1, seed: int =
             res[c]["sinr_db_mean_first_n_mm"] = float(s[:n_mm].mean())
     (out / "summary.json").write_text(json.dumps(res, indent=1))
     return res
+
+
+def layers_curve(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, n_paper: int | None = None,
+                 seed: int = 2025) -> list:
+    """Beyond the paper: test SINR vs number of layers t for the shipped (trained) network truncated at t
+    and for the classical solver (its initial steps) with t layers, plus the paper-size classical solver
+    (T, J, R = 75, 8, 10, DFP (29a)) on ``n_paper`` realisations. Before/after the CI repair."""
+    import torch
+    torch.set_num_threads(1)
+    from dataclasses import replace as _rep
+    from .core import make_batch, start_point
+    from .methods import get_net
+    from .unfolded import DEFAULT_INIT, PAPER_CFG
+    from ..unfold import ConstantParams, repair_ci, solve
+    n = n if n is not None else (4 if quick else 200)
+    n_paper = n_paper if n_paper is not None else (1 if quick else 20)
+    scn = ScenarioA(N=16) if quick else ScenarioA()
+    sd = point_seed(seed, "fig4", 2)
+    starts = [start_point(scn, draw_channels(scn, realisation_rng(sd, 2 * i)), "ris", realisation_rng(sd, 2 * i + 1))
+              for i in range(n)]
+    b = make_batch(scn, starts, "ris")
+    net = get_net(scn, required=True)
+    T = net.cfg.T
+    ts = sorted({1, 2, 3, 4, 6, 8, 12, 16, T} & set(range(1, T + 1)))
+
+    def db(x, phi):
+        xr, _ = repair_ci(b.constraint, x, phi, b.state0.x)
+        return (float((10 * torch.log10(b.problem.sinr(x, phi))).mean()),
+                float((10 * torch.log10(b.problem.sinr(xr, phi))).mean()))
+
+    rows = []
+    with torch.no_grad():
+        st_n, st_c = b.state0, b.state0
+        params = net.classical_params()
+        for t in range(T):
+            st_n = net(st_n, b.objective, b.constraint, layers=[t])
+            st_c, _ = solve(st_c, b.objective, b.constraint, _rep(net.cfg, T=1), params)
+            if t + 1 in ts:
+                steps = (t + 1) * net.cfg.J * net.cfg.R * 2
+                rows.append({"layers": t + 1, "steps": steps, "trained_db": db(st_n.x, st_n.phi)[0],
+                             "trained_repaired_db": db(st_n.x, st_n.phi)[1], "classical_db": db(st_c.x, st_c.phi)[0],
+                             "classical_repaired_db": db(st_c.x, st_c.phi)[1]})
+        bp = make_batch(scn, starts[:n_paper], "ris")
+        cfgp = PAPER_CFG if not quick else _rep(PAPER_CFG, T=2, J=2, R=2)
+        t0 = time.perf_counter()
+        stp, _ = solve(bp.state0, bp.objective, bp.constraint, cfgp, ConstantParams(**DEFAULT_INIT))
+        tp = time.perf_counter() - t0
+        xr, _ = repair_ci(bp.constraint, stp.x, stp.phi, bp.state0.x)
+        paper = {"layers": cfgp.T, "steps": cfgp.steps, "n": n_paper, "time_s_per_design": tp / n_paper,
+                 "classical_db": float((10 * torch.log10(bp.problem.sinr(stp.x, stp.phi))).mean()),
+                 "classical_repaired_db": float((10 * torch.log10(bp.problem.sinr(xr, stp.phi))).mean())}
+        # the shipped net on the same subset, for a paired comparison
+        sn = net(bp.state0, bp.objective, bp.constraint)
+        xr2, _ = repair_ci(bp.constraint, sn.x, sn.phi, bp.state0.x)
+        paper["trained_repaired_db_same_subset"] = float((10 * torch.log10(bp.problem.sinr(xr2, sn.phi))).mean())
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    f = out / "layers.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (out / "paper_size_classical.json").write_text(json.dumps(paper, indent=1))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot([r["layers"] for r in rows], [r["trained_repaired_db"] for r in rows], "o-", label="trained (shipped)")
+    ax.plot([r["layers"] for r in rows], [r["classical_repaired_db"] for r in rows], "s--", label="classical, same steps")
+    ax.axhline(paper["classical_repaired_db"], color="k", ls=":",
+               label=f"paper-size classical (75,8,10, DFP), n={n_paper}")
+    ax.set_xlabel("layers t")
+    ax.set_ylabel("mean SINR after CI repair [dB]")
+    ax.set_title(f"SINR vs layers (n = {n})", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    png = out / "layers.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return [f, out / "paper_size_classical.json", png]
+
+
+register_target(Target("detect-layers", "beyond paper A: detection SINR vs number of unfolded layers, lite vs full",
+                       layers_curve))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import pickle
 import shlex
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +115,6 @@ def train(out_dir, scenario="paper-a", quick: bool = False, **opts) -> list:
         + (" --quick" if quick else "") + (" --set " + " ".join(f"{k}={v}" for k, v in opts.items()) if opts else "")
     (out / "command.txt").write_text(cmd + "\n" + "argv: " + " ".join(map(shlex.quote, sys.argv)) + "\n"
                                      + "options: " + json.dumps(o) + "\n")
-    torch.manual_seed(int(o["seed"]))            # only for DataLoader-free shuffles below via a Generator
     gen = torch.Generator().manual_seed(int(o["seed"]))
     cache = out / "starts.pkl"
     if cache.exists():

@@ -31,6 +31,7 @@ FIT_FIELDS = ("M", "L", "Q", "psk_order", "ris_leg_model")
 DEFAULT_INIT = {"eta": 0.1, "kappa": 0.1, "tau": 0.3, "zeta": 0.2}
 # "lite" shipped configuration (trainable on 2 CPU cores) and the paper's
 LITE_CFG = AdmmConfig(T=20, J=2, R=5, dfp_variant="identity", handler="alm")
+LITE_LAYERS = 4     # "unfolded-lite": the first 4 trained layers (5x fewer steps than the shipped 20)
 PAPER_CFG = AdmmConfig(T=75, J=8, R=10, dfp_variant="paper", handler="alm")
 
 
@@ -71,8 +72,10 @@ def load_net(path=None, scn: ScenarioA | None = None) -> tuple[UnfoldedAdmm, dic
 
 
 def run_batch(batch: Batch, variant: str, net: UnfoldedAdmm | None = None, cfg: AdmmConfig | None = None,
-              params=None, repair: bool = True, tol: float = 0.0):
+              params=None, repair: bool = True, tol: float = 0.0, n_layers: int | None = None):
     """Run the unfolded network (``net``) or the classical solver (``params``/``cfg``) on a batch.
+
+    ``n_layers``: run only the first n layers of ``net`` (the "lite" network: e.g. 4 of 20 layers).
 
     Returns (x (B, M, L) normalised, φ (B, N), α repair fractions (B, L) or None, seconds).
     """
@@ -80,7 +83,8 @@ def run_batch(batch: Batch, variant: str, net: UnfoldedAdmm | None = None, cfg: 
     with torch.no_grad():
         if net is not None:
             c = replace(net.cfg, update_phi=updates_phi(variant))
-            st = net(batch.state0, batch.objective, batch.constraint, cfg=c)
+            lay = None if n_layers is None else range(min(int(n_layers), net.cfg.T))
+            st = net(batch.state0, batch.objective, batch.constraint, cfg=c, layers=lay)
         else:
             cfg = replace(cfg or LITE_CFG, update_phi=updates_phi(variant))
             mon = (lambda s: batch.problem.sinr(s.x, s.phi)) if tol > 0 else None
@@ -89,7 +93,26 @@ def run_batch(batch: Batch, variant: str, net: UnfoldedAdmm | None = None, cfg: 
         al = None
         if repair and batch.constraint is not None:
             x, al = repair_ci(batch.constraint, x, phi, batch.state0.x)
+            x = _polish_left(batch, x, phi)
     return x, phi, al, time.perf_counter() - t0
+
+
+def _polish_left(batch: Batch, x, phi):
+    """Slots still violated after :func:`repair_ci` (the start waveform itself violates CI at the final φ):
+    CM margin ascent of :func:`~isac_opt.detect.core.polish_cm_slots` (numpy, rare)."""
+    from .core import polish_cm_slots
+    bad = (batch.constraint.g(x, phi) > 0).any(dim=1).any(dim=1)
+    if not bool(bad.any()):
+        return x
+    scn = batch.problem.scn
+    x = x.clone()
+    for i in torch.nonzero(bad).flatten().tolist():
+        s = batch.starts[i]
+        X = x[i].detach().cpu().to(torch.complex128).numpy() * scn.amp
+        ph = phi[i].detach().cpu().to(torch.complex128).numpy()
+        Xp = polish_cm_slots(scn, s.channels, ph, X)
+        x[i] = torch.as_tensor(Xp / scn.amp, dtype=x.dtype, device=x.device)
+    return x
 
 
 def to_numpy_designs(batch: Batch, x, phi) -> list:

@@ -152,27 +152,144 @@ def crb_torch(prob: DoaProblem, u, phi, ridge: float = 0.0) -> torch.Tensor:
     return (F11 + F22) / det
 
 
+def crb_prep(prob: DoaProblem, phi):
+    """φ-only quantities of :func:`crb_value_grad` (legs, ∂-legs, leg atoms and their Gram), reusable
+    while only u changes (the x-block of ADMM)."""
+    p = prob.det
+    a, b = p.legs(phi)
+    Bn = a.shape[0]
+    a0 = a[:, 0]
+    da0 = prob.dA0.expand(Bn, -1)
+    daR = torch.einsum("bn,bnm->bm", prob.dAr * phi, p.Ga)
+    dbR = torch.einsum("bn,bnm->bm", prob.dBr * phi, p.Gb)
+    alpha = torch.cat([a[:, 1:], torch.stack([a0, da0, a0, daR, a0], dim=1)], dim=1)
+    A = torch.einsum("bim,bjm->bij", alpha.conj(), alpha)
+    return a, b, dbR, alpha, A
+
+
+def crb_value_grad(prob: DoaProblem, u, phi, wrt=("x",), ridge: float = 0.0, pre=None):
+    """CRB_θ and its closed-form gradients G = 2∂CRB/∂z* w.r.t. u and/or φ (reverse mode by hand).
+
+    Chain (B dropped): CRB = tr F̃⁻¹, F̃ = F + ε tr(F) I → Ḡ_F = −(F̃⁻² + ε tr(F̃⁻²) I);
+    F = 2Re{W_DD − b bᴴ/w} (b = W_Du, w = W_uu) → Hermitian Y (3×3) with
+    Y_DD = 2Ḡ_F, Y_Du = −2Ḡ_F b/w, Y_uu = 2 bᴴḠ_F b/w²; Y5 = E Y Eᵀ;
+    W5 = P_yy − P_yc (I + P_cc)⁻¹ P_cy → Y_P = V Y5 Vᴴ, V = [−Z; I], Z = (I + P_cc)⁻¹ P_cy;
+    P = A ⊙ T → Y_A = Y_P ⊙ T*, Y_T = Y_P ⊙ A*; A = αᴴα → G_α = 2 α Y_A (columns), same for τ;
+    then the linear maps atoms ← (u, φ) (adjoint: conjugate-transposed coefficients, left shifts).
+    Everything is plain torch ops, so the result stays differentiable (training through the gradient).
+    ``pre``: :func:`crb_prep` (phi) to reuse (only valid while φ is unchanged).
+    Returns (crb (B,), G_u or None, G_φ or None).
+    """
+    p = prob.det
+    a, b, dbR, alpha, A = pre if pre is not None else crb_prep(prob, phi)
+    t = p.shift_right(torch.einsum("bim,bml->bil", b, u))
+    Q = a.shape[1] - 1
+    t0 = t[:, 0]
+    Bn = a.shape[0]
+    dt0 = _shift(p, 0, torch.einsum("m,bml->bl", prob.dB0, u))
+    dtR = _shift(p, 0, torch.einsum("bm,bml->bl", dbR, u))
+    tau = torch.cat([t[:, 1:], torch.stack([t0, t0, dt0, t0, dtR], dim=1)], dim=1)
+    T = torch.einsum("bil,bjl->bij", tau.conj(), tau)
+    P = A * T
+    Pyy = P[:, Q:, Q:]
+    cdt = P.dtype
+    if Q > 0:
+        eye = torch.eye(Q, dtype=cdt, device=P.device)
+        Lc = torch.linalg.cholesky(eye + P[:, :Q, :Q])
+        Ruy = P[:, :Q, Q:]
+        Z = torch.cholesky_solve(Ruy, Lc)                               # (B, Q, 5)
+        W5 = Pyy - Ruy.conj().transpose(-1, -2) @ Z
+    else:
+        Z = None
+        W5 = Pyy
+    E = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], dtype=cdt, device=P.device)
+    W = E.T @ W5 @ E
+    w = W[:, 0, 0].real
+    bv = W[:, 1:, 0]                                                    # (B, 2)
+    Fm = 2.0 * (W[:, 1:, 1:] - bv[:, :, None] * bv.conj()[:, None, :] / w[:, None, None]).real
+    Fm = 0.5 * (Fm + Fm.transpose(-1, -2))
+    eye2 = torch.eye(2, dtype=Fm.dtype, device=Fm.device)
+    Ft = Fm + ridge * (Fm[:, 0, 0] + Fm[:, 1, 1])[:, None, None] * eye2 if ridge else Fm
+    det = Ft[:, 0, 0] * Ft[:, 1, 1] - Ft[:, 0, 1] * Ft[:, 1, 0]
+    crb = (Ft[:, 0, 0] + Ft[:, 1, 1]) / det
+    if not wrt:
+        return crb, None, None
+    Fi = torch.stack([torch.stack([Ft[:, 1, 1], -Ft[:, 0, 1]], -1),
+                      torch.stack([-Ft[:, 1, 0], Ft[:, 0, 0]], -1)], -2) / det[:, None, None]
+    K2 = Fi @ Fi
+    Gf = -(K2 + (ridge * (K2[:, 0, 0] + K2[:, 1, 1]))[:, None, None] * eye2 if ridge else K2)
+    Gc = Gf.to(cdt)
+    Gb = Gc @ bv[:, :, None]                                            # (B, 2, 1)
+    Y = torch.zeros(Bn, 3, 3, dtype=cdt, device=P.device)
+    Y[:, 1:, 1:] = 2.0 * Gc
+    Y[:, 1:, :1] = -2.0 * Gb / w[:, None, None]
+    Y[:, :1, 1:] = Y[:, 1:, :1].conj().transpose(-1, -2)
+    Y[:, 0, 0] = 2.0 * (bv.conj()[:, None, :] @ Gb)[:, 0, 0] / w ** 2
+    Y5 = E @ Y @ E.T
+    if Q > 0:
+        V = torch.cat([-Z, torch.eye(5, dtype=cdt, device=P.device).expand(Bn, -1, -1)], dim=1)
+        YP = V @ Y5 @ V.conj().transpose(-1, -2)
+    else:
+        YP = Y5
+    GA = 2.0 * torch.einsum("bji,bjm->bim", YP * T.conj(), alpha)    # rows: G of each α_i
+    GT = 2.0 * torch.einsum("bji,bjl->bil", YP * A.conj(), tau)      # rows: G of each τ_i
+    # gather per leg / slot sequence
+    G_a = torch.cat([(GA[:, Q] + GA[:, Q + 2] + GA[:, Q + 4])[:, None], GA[:, :Q]], dim=1)   # (B, Q+1, M)
+    G_t = torch.cat([(GT[:, Q] + GT[:, Q + 1] + GT[:, Q + 3])[:, None], GT[:, :Q]], dim=1)   # (B, Q+1, L)
+    G_dt0, G_dtR = GT[:, Q + 2], GT[:, Q + 4]
+    Gts = p.shift_left(G_t)
+    idx, ok = p.idx_l[0], p.ok_l[0]
+    G_dt0s = G_dt0[:, idx] * ok
+    G_dtRs = G_dtR[:, idx] * ok
+    Gu = Gphi = None
+    if "x" in wrt:
+        Gu = torch.einsum("bim,bil->bml", b.conj(), Gts) \
+            + prob.dB0.conj()[None, :, None] * G_dt0s[:, None, :] \
+            + dbR.conj()[:, :, None] * G_dtRs[:, None, :]
+    if "phi" in wrt:
+        G_daR = GA[:, Q + 3]
+        G_b = torch.einsum("bml,bil->bim", u.conj(), Gts)
+        G_dbR = torch.einsum("bml,bl->bm", u.conj(), G_dtRs)
+        Gphi = (p.Ar.conj() * torch.einsum("bnm,bim->bin", p.Ga.conj(), G_a)).sum(1) \
+            + (p.Br.conj() * torch.einsum("bnm,bim->bin", p.Gb.conj(), G_b)).sum(1) \
+            + prob.dAr.conj() * torch.einsum("bnm,bm->bn", p.Ga.conj(), G_daR) \
+            + prob.dBr.conj() * torch.einsum("bnm,bm->bn", p.Gb.conj(), G_dbR)
+    return crb, Gu, Gphi
+
+
 class CrbObjective:
     """f2 normalised: f(u, φ) = CRB_θ(u, φ) · cscale (≈ 1 at the start), for the shared ADMM step.
 
-    Implements the ``objective`` protocol of :func:`isac_opt.unfold.step.admm_layer`
-    (``prep``, ``value_grad``) through :class:`~isac_opt.unfold.step.AutogradObjective`.
-    ``log=True`` uses log(CRB/CRB0) instead (scale-free; [RECON] option, not the paper's f2).
+    Implements the ``objective`` protocol of :func:`isac_opt.unfold.step.admm_layer` (``prep``,
+    ``value_grad``). ``grad="closed"`` (default) uses :func:`crb_value_grad` (hand-written reverse mode,
+    ≈ 2–3× faster than the autograd engine at batch 1, and itself differentiable for training);
+    ``grad="autograd"`` wraps :func:`crb_torch` in :class:`~isac_opt.unfold.step.AutogradObjective`.
+    Both agree to ~1e-15 (tested).
     """
 
-    def __init__(self, prob: DoaProblem, ridge: float = 1e-12, log: bool = False):
+    def __init__(self, prob: DoaProblem, ridge: float = 1e-12, grad: str = "closed"):
         from ..unfold.step import AutogradObjective
+        if grad not in ("closed", "autograd"):
+            raise ValueError(f"grad: expected 'closed' or 'autograd', got {grad!r}")
         self.prob = prob
         self.ridge = ridge
-        self.log = log
+        self.grad = grad
         self._ag = AutogradObjective(self.value)
 
     def value(self, u, phi):
-        c = crb_torch(self.prob, u, phi, self.ridge)
-        return torch.log(c * self.prob.cscale) if self.log else c * self.prob.cscale
+        return crb_torch(self.prob, u, phi, self.ridge) * self.prob.cscale
 
     def prep(self, phi):
-        return None
+        return crb_prep(self.prob, phi) if self.grad == "closed" else None
 
     def value_grad(self, x, phi, wrt=("x",), pre=None):
-        return self._ag.value_grad(x, phi, wrt, pre)
+        if self.grad == "autograd":
+            return self._ag.value_grad(x, phi, wrt, None)
+        c, gu, gp = crb_value_grad(self.prob, x, phi, wrt, self.ridge, pre)
+        sc = self.prob.cscale
+        f = c * sc
+        if gu is not None:
+            gu = gu * sc.reshape(-1, 1, 1).to(gu.dtype)
+        if gp is not None:
+            gp = gp * sc.reshape(-1, 1).to(gp.dtype)
+        return f, gu, gp

@@ -29,7 +29,7 @@ from ..channels import draw_channels, realisation_rng
 from ..config import ScenarioA
 from ..designfile import evaluate_a
 from .methods import WEIGHTS_DIR, load_net
-from .model import DoaBatch, DoaNet, WeightsError, start_points
+from .model import DoaBatch, DoaNet, WeightsError, repair_ci, start_points
 from .train import _with_K
 
 SEED = 4242
@@ -54,14 +54,14 @@ def _net_T(net: DoaNet, T: int) -> DoaNet:
     return big
 
 
-def designs(curve: str, scn: ScenarioA, chs, T: int | None = None, seed: int = SEED):
-    """(X list, φ list, channels used) of one curve on realisations ``chs``."""
+def designs(curve: str, scn: ScenarioA, chs, T: int | None = None, seed: int = SEED, repair: bool = True):
+    """(X list, φ list, X before the CI repair) of one curve on realisations ``chs``."""
     if curve.startswith("unsup"):
         K = int(curve.split("-K")[1]) if "-K" in curve else 3
         m = load_net("unsupervised-doa", K)
         m.check_fits(scn)
         X, P = m.design(scn, chs)
-        return X, P
+        return X, P, X
     K = int(curve.split("-K")[1]) if "-K" in curve else 3
     method = "unfolded-doa-alm" if curve.startswith("prop-alm") else "unfolded-doa"
     try:
@@ -80,16 +80,27 @@ def designs(curve: str, scn: ScenarioA, chs, T: int | None = None, seed: int = S
     b = DoaBatch(scn, chs, starts, net.cfg, variant)
     with torch.no_grad():
         st = net.forward(b, T)
-    return b.designs(st)
+    X, P = b.designs(st)
+    if repair and variant != "radar-only":
+        Xr, _ = repair_ci(scn, chs, X, P, starts)
+        return Xr, P, X
+    return X, P, X
 
 
-def evaluate(scn, chs, X, P) -> dict:
-    ms = [evaluate_a(scn, c, x, p) for c, x, p in zip(chs, X, P)]
-    crb = np.array([m["crb"] for m in ms])
-    return {"crb": float(np.mean(crb)), "crb_median": float(np.median(crb)),
-            "ci_rate": float(np.mean([m["ci_min_margin"] >= 1 - 1e-9 for m in ms])),
-            "ci_frac": float(np.mean([m["ci_satisfied_frac"] for m in ms])),
-            "ser": float(np.mean([m["ser"] for m in ms])), "n": len(ms)}
+def evaluate(scn, chs, X, P, X_raw=None) -> dict:
+    """Means over the realisations; ``*_raw`` columns: the network output before the CI repair."""
+    def one(Xs):
+        ms = [evaluate_a(scn, c, x, p) for c, x, p in zip(chs, Xs, P)]
+        crb = np.array([m["crb"] for m in ms])
+        return {"crb": float(np.mean(crb)), "crb_median": float(np.median(crb)),
+                "ci_rate": float(np.mean([m["ci_min_margin"] >= 1 - 1e-9 for m in ms])),
+                "ci_frac": float(np.mean([m["ci_satisfied_frac"] for m in ms])),
+                "ser": float(np.mean([m["ser"] for m in ms])), "n": len(ms)}
+    r = one(X)
+    if X_raw is not None:
+        raw = one(X_raw) if any(a is not b for a, b in zip(X, X_raw)) else r
+        r.update({"crb_raw": raw["crb"], "ci_rate_raw": raw["ci_rate"], "ci_frac_raw": raw["ci_frac"]})
+    return r
 
 
 def _write_csv(path, rows):
@@ -147,8 +158,8 @@ def fig8(out_dir, quick=False, workers=1, **kw):
         scn = _with_K(base, K).replace(power_w=_dbm_to_w(p))
         chs = test_set(scn, n)
         try:
-            X, P = designs(c, scn, chs, T)
-            r = evaluate(scn, chs, X, P)
+            X, P, Xraw = designs(c, scn, chs, T)
+            r = evaluate(scn, chs, X, P, Xraw)
         except WeightsError as e:
             print(f"fig8: {c} at K={K} skipped: {e}", file=sys.stderr)
             continue
@@ -185,10 +196,11 @@ def fig9(out_dir, quick=False, workers=1, **kw):
             if c == "radar-only" and radar_cache is not None:   # no CI constraint: independent of Γ
                 r = dict(radar_cache)
                 X, P = radar_X
-                r.update({k: v for k, v in evaluate(scn, chs, X, P).items() if k in ("ci_rate", "ci_frac", "ser")})
+                r.update({k: v for k, v in evaluate(scn, chs, X, P, X).items()
+                          if k in ("ci_rate", "ci_frac", "ser", "ci_rate_raw", "ci_frac_raw")})
             else:
-                X, P = designs(c, scn, chs, T)
-                r = evaluate(scn, chs, X, P)
+                X, P, Xraw = designs(c, scn, chs, T)
+                r = evaluate(scn, chs, X, P, Xraw)
                 if c == "radar-only":
                     radar_cache, radar_X = r, (X, P)
             rows.append({"gamma_dB": g, "curve": lab, "T_e": T or 60, **r})
@@ -203,7 +215,7 @@ def fig10(out_dir, quick=False, workers=1, **kw):
     """SER vs Γ of the detection designs and the DoA designs: analytic (V-7) and Monte Carlo [Fig. 10]."""
     from ..channels import effective_user_channels
     from ..ci import ser_analytic, ser_monte_carlo
-    from ..errors import MethodError
+    from ..errors import IsacError, MethodError
     from ..registry import get_method
     torch.set_num_threads(1)
     n, T = _sizes(quick, kw, 10, 2)
@@ -220,10 +232,14 @@ def fig10(out_dir, quick=False, workers=1, **kw):
             except MethodError as e:
                 notes.append(f"{name}: not registered ({e})")
                 continue
-            ds = [m.run(scn, SEED + i, channels=c) for i, c in enumerate(chs)]
+            try:
+                ds = [m.run(scn, SEED + i, channels=c) for i, c in enumerate(chs)]
+            except IsacError as e:
+                notes.append(f"{name}: not available ({e})")
+                continue
             sets[lab] = ([d.X for d in ds], [d.phi for d in ds])
-        sets["DoA: Prop."] = designs("prop", scn, chs, T)
-        sets["DoA: Unsuper."] = designs("unsup", scn, chs, T)
+        sets["DoA: Prop."] = designs("prop", scn, chs, T)[:2]
+        sets["DoA: Unsuper."] = designs("unsup", scn, chs, T)[:2]
         rng = np.random.default_rng(SEED + g)
         for lab, (X, P) in sets.items():
             ser_a, ser_m, var_m = [], [], []
@@ -252,7 +268,7 @@ def table2(out_dir, quick=False, workers=1, **kw):
     """Time per design at N = 32/64/128: unfolded DoA network and unsupervised MLP [Table II].
 
     One sample at a time, after one warm-up design, 1 torch thread, float64, CPU. ``t_start`` = A.10
-    start (Riemannian φ⁰ + SOCP x⁰), ``t_net`` = network forward only, ``t_total`` = their sum. The
+    start (Riemannian φ⁰ + SOCP x⁰), ``t_net`` = network forward + per-slot CI repair, ``t_total`` = their sum. The
     unsupervised MLP's input size depends on N, so N ≠ 64 is timed with a freshly initialised MLP of the
     same architecture (identical cost); the unfolded network is N-agnostic (shipped weights).
     The detection network (``unfolded``) is timed the same way when registered.
@@ -271,21 +287,24 @@ def table2(out_dir, quick=False, workers=1, **kw):
         scn = ScenarioA(N=N)
         chs = test_set(scn, n + 1)
         net = load_net("unfolded-doa")
-        t_s, t_n = [], []
-        for i, c in enumerate(chs):
-            t0 = time.perf_counter()
-            st = start_points(scn, [c], "ris", SEED)
-            t1 = time.perf_counter()
-            b = DoaBatch(scn, [c], st, net.cfg, "ris")
-            with torch.no_grad():
-                net.forward(b, T)
-            t2 = time.perf_counter()
-            if i:
-                t_s.append(t1 - t0)
-                t_n.append(t2 - t1)
-        rows.append({"N": N, "method": "Proposed (unfolded DoA)", "t_start_s": np.mean(t_s), "t_net_s": np.mean(t_n),
-                     "t_total_s": np.mean(t_s) + np.mean(t_n), "t_total_std_s": float(np.std(np.add(t_s, t_n))),
-                     "n": n, "T_J_R": f"{T or net.cfg.T}/{net.cfg.J}/{net.cfg.R}", "machine": mach})
+        for TT in ([T] if T else [None, 20]):
+            t_s, t_n = [], []
+            for i, c in enumerate(chs):
+                t0 = time.perf_counter()
+                st = start_points(scn, [c], "ris", SEED)
+                t1 = time.perf_counter()
+                b = DoaBatch(scn, [c], st, net.cfg, "ris")
+                with torch.no_grad():
+                    s_ = net.forward(b, TT)
+                repair_ci(scn, [c], *b.designs(s_), st)
+                t2 = time.perf_counter()
+                if i:
+                    t_s.append(t1 - t0)
+                    t_n.append(t2 - t1)
+            lab = "Proposed (unfolded DoA)" if TT is None else f"Proposed, first {TT} layers"
+            rows.append({"N": N, "method": lab, "t_start_s": np.mean(t_s), "t_net_s": np.mean(t_n),
+                         "t_total_s": np.mean(t_s) + np.mean(t_n), "t_total_std_s": float(np.std(np.add(t_s, t_n))),
+                         "n": n, "T_J_R": f"{TT or net.cfg.T}/{net.cfg.J}/{net.cfg.R}", "machine": mach})
         un = load_net("unsupervised-doa") if N == 64 else UnsupervisedDoa(scn, 4).eval()
         t_u = []
         for i, c in enumerate(chs):

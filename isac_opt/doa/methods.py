@@ -18,7 +18,7 @@ import numpy as np
 from ..channels import ChannelsA, draw_channels, realisation_rng
 from ..config import ScenarioA
 from ..registry import Method, Target, register_method, register_target, register_trainer
-from .model import DoaBatch, DoaConfig, DoaNet, WeightsError, run_classical, start_points
+from .model import DoaBatch, DoaConfig, DoaNet, WeightsError, repair_ci, run_classical, start_points
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 WEIGHTS = {"unfolded-doa": "doa_unfolded_K3.pt", "unfolded-doa-alm": "doa_unfolded_alm_K3.pt",
@@ -52,8 +52,12 @@ def _channels(scn: ScenarioA, seed: int, channels):
 
 
 def design_many(method: str, scn: ScenarioA, chs, seed: int = 0, K_train: int = 3, T=None, path=None,
-                starts=None):
-    """Designs (lists X (M, L), φ (N,)) of ``method`` for the realisations ``chs`` (batched)."""
+                starts=None, repair: bool = True):
+    """Designs (lists X (M, L), φ (N,)) of ``method`` for the realisations ``chs`` (batched).
+
+    ``repair``: apply the per-slot CI restoration (:func:`isac_opt.doa.model.repair_ci`) to the
+    ADMM-based methods' outputs (not to the unsupervised baseline, which has no feasible reference).
+    """
     if method == "unsupervised-doa":
         m = load_net(method, K_train, path)
         m.check_fits(scn)
@@ -62,11 +66,15 @@ def design_many(method: str, scn: ScenarioA, chs, seed: int = 0, K_train: int = 
     if method == "classical-doa":
         net = load_net("unfolded-doa", K_train, path)
         b = DoaBatch(scn, chs, starts, net.cfg, "ris")
-        return b.designs(run_classical(b, T))
-    net = load_net(method, K_train, path)
-    net.check_fits(scn)
-    b = DoaBatch(scn, chs, starts, net.cfg, "ris")
-    return b.designs(net.infer(b, T))
+        X, P = b.designs(run_classical(b, T))
+    else:
+        net = load_net(method, K_train, path)
+        net.check_fits(scn)
+        b = DoaBatch(scn, chs, starts, net.cfg, "ris")
+        X, P = b.designs(net.infer(b, T))
+    if repair:
+        X, _ = repair_ci(scn, chs, X, P, starts)
+    return X, P
 
 
 def _make(method: str):

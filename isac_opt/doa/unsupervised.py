@@ -105,7 +105,9 @@ class UnsupervisedDoa(nn.Module):
     def save(self, path) -> None:
         meta = {"format": "ris-isac-testbed/doa-unsupervised", "version": 1, "K_max": self.K_max,
                 "hidden": list(self.hidden), "train_scenario": self.scn.to_dict(), **self.meta}
-        torch.save({"meta": json.dumps(meta), "state_dict": self.state_dict()}, path)
+        # stored in float32 (half the size; the network runs in float64 after loading)
+        sd = {k: (v.float() if v.is_floating_point() else v) for k, v in self.state_dict().items()}
+        torch.save({"meta": json.dumps(meta), "state_dict": sd}, path)
 
     @classmethod
     def load(cls, path) -> "UnsupervisedDoa":

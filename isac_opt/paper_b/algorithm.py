@@ -22,7 +22,7 @@ from ..errors import IsacError
 from ..ci import ci_margins, ci_rows, ci_thresholds, worst_case_margin_init
 from ..projections import admm_aux_update, project_ball
 from .model import ChannelsB, Model, effective_channels, poly_eval, poly_grad
-from .qp import QP, AdmmState, CvxQP, admm_qp, clarabel_qp
+from .qp import QP, CvxQP, admm_qp, clarabel_qp
 
 
 @dataclass
@@ -43,7 +43,9 @@ class Options:
     x_passes: int = 1
     rho_growth: float = 1.25
     rho_max_factor: float = 1e4
-    admm_eps: float = 1e-7
+    polish_iters: int = 30          # final rho-doubling x-passes (phi, w fixed) so that y_a meets x [RECON]
+    polish_tol: float = 1e-6
+    admm_eps: float = 1e-6           # x-step ADMM tolerance (1e-7: +0.0 dB, 1.5-2x slower)
     admm_max_iter: int = 4000
 
     @classmethod
@@ -246,9 +248,8 @@ class PhiProjector:
             a0 = ch.hd_H @ Xf.T                                                # (K, B)
             GX = np.einsum("rnt,bt->rbn", ch.G, Xf)                            # (R, B, N)
             Bc = np.einsum("rkn,rbn->kbrn", ch.hr_H, GX).reshape(ch.K, Xf.shape[0], -1)  # (K, B, RN)
-            th = np.pi / ch.psk_order
-            rot = np.conj(ch.S) / np.abs(ch.S)
-            cs = [rot * (np.sin(th) - 1j * np.cos(th)), rot * (np.sin(th) + 1j * np.cos(th))]
+            c2 = ci_rows(np.ones((ch.K, 1)), ch.S, ch.psk_order)[:, :, 0]     # (B, 2K): c^{+-}_{k,n}
+            cs = [c2[:, :ch.K].T, c2[:, ch.K:].T]                                # each (K, B)
             rows, lo = [], []
             for c in cs:
                 cb = (c[:, :, None] * Bc) * ch.a_max / gamma[:, None, None]   # u = phi / a_max
@@ -305,8 +306,12 @@ class PhiProjector:
         return (ch.a_max * (u[0, :n] + 1j * u[0, n:])).reshape(ch.R, ch.N), True
 
 
-def phi_step(model: Model, W, X, lam, phi, gamma, opts: Options, L_prev: float | None):
-    """Prox-linear MM steps on phi (B.7 step 4): returns (phi, L_F, info)."""
+def phi_step(model: Model, W, X, lam, phi, gamma, opts: Options, L_prev: float | None, shrink: bool = True):
+    """Prox-linear MM steps on phi (B.7 step 4): returns (phi, L_F, info).
+
+    The curvature estimate starts at 0.5 L_prev when ``shrink`` (the caller passes True when the previous
+    phi-step needed no backtracking), else at L_prev, and doubles until the majoriser bound holds.
+    """
     ch = model.ch
     obj = PhiObjective(model, W, X, lam)
     proj = PhiProjector(ch, X, gamma, opts.ci, opts.x_solver, phi_ref=phi)
@@ -321,8 +326,8 @@ def phi_step(model: Model, W, X, lam, phi, gamma, opts: Options, L_prev: float |
         if Lf is None:   # secant estimate of the curvature along -g
             d = -g / gn * (0.01 * ch.a_max)
             Lf = max(np.linalg.norm(obj.grad(phi + d) - g) / np.linalg.norm(d), 1e-12)
-        if inner == 0:
-            Lf = 0.5 * Lf       # let the curvature estimate shrink once per phi-step, then backtrack up
+        if inner == 0 and shrink:
+            Lf = 0.5 * Lf       # let the curvature estimate shrink, then backtrack up
         for _bt in range(60):
             cand, used_qp = proj(phi - g / Lf)
             info["qp_projections"] += int(used_qp)
@@ -376,15 +381,46 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
     mu = np.zeros_like(X)
     tm["init"] += time.perf_counter() - t0
 
-    cvx = None
-    warm: AdmmState | None = None
     rho = None
+    shrink = True
+    admm_iters = []
+    x_solve_times = []
     rho0 = None
     Lf = None
     history, history_out = [], []
-    best = None
-    admm_iters = []
     n_outer = opts.fixed_iters or opts.max_outer
+    solver_state = {"cvx": None, "warm": None}
+
+    def ci_rows_now():
+        if not opts.ci:
+            return None
+        Kc, l = _ci_rows_x(ch, phi, gamma)
+        l = l + 10 * opts.admm_eps   # absorb the first-order solver's feasibility tolerance (unit-norm rows)
+        if slot_lb is not None:
+            l = l * slot_lb[:, None]
+        return Kc, l
+
+    def x_pass(W, lam, X, ya, mu, rho, rows):
+        """One MM + ADMM pass of the x-step (38)-(41); returns (x, y_a, mu)."""
+        if opts.cm:
+            qp, _sc = build_x_qp(model, W, phi, X, lam, rows, v=ya - mu / rho, rho=rho)
+        else:
+            qp, _sc = build_x_qp(model, W, phi, X, lam, rows)
+        t_solve = time.perf_counter()
+        if opts.x_solver == "cvxpy":
+            if solver_state["cvx"] is None:
+                solver_state["cvx"] = CvxQP(ch.Pc * ch.L, ch.Nt, 2 * ch.K if opts.ci else 0, qp.F.shape[1])
+            u = solver_state["cvx"].solve(qp)
+        else:
+            u, solver_state["warm"], inf = admm_qp(qp, warm=solver_state["warm"], eps_abs=opts.admm_eps,
+                                                   eps_rel=opts.admm_eps, max_iter=opts.admm_max_iter)
+            admm_iters.append(inf["iters"])
+        x_solve_times.append(time.perf_counter() - t_solve)
+        X = _u_to_X(ch, u)
+        if opts.cm:
+            ya = admm_aux_update(X, mu, rho, ch.amp)
+            mu = mu + rho * (X - ya)
+        return X, ya, mu
     it = 0
     for it in range(1, n_outer + 1):
         # ---- w-step (29) and lambda-step (31)
@@ -402,8 +438,6 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
             history_out.append(so)
         else:
             history_out.append(lam)
-        if opts.spatial_only and (best is None or history_out[-1] > best[0]):
-            best = (history_out[-1], ya.copy(), phi.copy())
         tm["w_step"] += time.perf_counter() - t0
         if it > opts.min_outer and opts.fixed_iters is None:
             rel = abs(history[-1] - history[-2]) / max(abs(history[-2]), 1e-300)
@@ -414,33 +448,12 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
             break
         # ---- x-step (32)-(41)
         t0 = time.perf_counter()
-        rows = None
-        if opts.ci:
-            Kc, l = _ci_rows_x(ch, phi, gamma)
-            l = l + 10 * opts.admm_eps   # absorb the first-order solver's feasibility tolerance (unit-norm rows)
-            if slot_lb is not None:
-                l = l * slot_lb[:, None]
-            rows = (Kc, l)
+        rows = ci_rows_now()
         if opts.cm and rho is None:
             a = model.target_adj(W, phi)
             rho0 = rho = ch.sigma_t_sq * abs(np.vdot(a, X)) ** 2 / (ch.amp ** 2 * X.size)
         for _ in range(opts.x_passes):
-            if opts.cm:
-                qp, _sc = build_x_qp(model, W, phi, X, lam, rows, v=ya - mu / rho, rho=rho)
-            else:
-                qp, _sc = build_x_qp(model, W, phi, X, lam, rows)
-            if opts.x_solver == "cvxpy":
-                if cvx is None:
-                    cvx = CvxQP(ch.Pc * ch.L, ch.Nt, 2 * ch.K if opts.ci else 0, qp.F.shape[1])
-                u = cvx.solve(qp)
-            else:
-                u, warm, inf = admm_qp(qp, warm=warm, eps_abs=opts.admm_eps, eps_rel=opts.admm_eps,
-                                       max_iter=opts.admm_max_iter)
-                admm_iters.append(inf["iters"])
-            X = _u_to_X(ch, u)
-            if opts.cm:
-                ya = admm_aux_update(X, mu, rho, ch.amp)
-                mu = mu + rho * (X - ya)
+            X, ya, mu = x_pass(W, lam, X, ya, mu, rho, rows)
         if opts.cm:
             rho = min(rho * opts.rho_growth, rho0 * opts.rho_max_factor)
         if not opts.cm:
@@ -449,12 +462,23 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
         # ---- phi-step (42)-(65)
         if opts.optimise_phi and ch.R and opts.phi_inner:
             t0 = time.perf_counter()
-            phi, Lf, _ = phi_step(model, W, X, lam, phi, gamma, opts, Lf)
+            phi, Lf, pinfo = phi_step(model, W, X, lam, phi, gamma, opts, Lf, shrink)
+            shrink = pinfo["backtracks"] == 0
             tm["phi_step"] += time.perf_counter() - t0
 
+    # ---- polish [RECON]: with phi and w fixed, continue the ADMM x-iterations with rho doubling until the
+    # constant-modulus copy y_a meets x (which satisfies CI), so the CM output keeps the CI margins
+    n_polish = 0
+    if opts.cm and rho is not None and opts.polish_iters:
+        t0 = time.perf_counter()
+        rows = ci_rows_now()
+        for n_polish in range(1, opts.polish_iters + 1):
+            if np.linalg.norm(X - ya) <= opts.polish_tol * np.linalg.norm(X):
+                break
+            rho = 2.0 * rho
+            X, ya, mu = x_pass(W, lam, X, ya, mu, rho, rows)
+        tm["x_step"] += time.perf_counter() - t0
     t0 = time.perf_counter()
-    if opts.spatial_only and best is not None:
-        _, ya, phi = best
     X_out = ya if opts.cm else X
     if opts.spatial_only:
         W_out, scnr = spatial_filter(model, X_out, phi)
@@ -465,7 +489,8 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
     margin = ci_min_margin(ch, X_out, phi)
     tm["other"] += time.perf_counter() - t0
     tm["total"] = time.perf_counter() - t_start
-    info = {"admm_iters_mean": float(np.mean(admm_iters)) if admm_iters else 0.0,
+    info = {"admm_iters_mean": float(np.mean(admm_iters)) if admm_iters else 0.0, "polish_passes": n_polish,
+            "x_solve_times": x_solve_times,
             "rho_final": rho, "lipschitz_final": Lf}
     return DesignResult(X_out, phi, W_out, scnr, history, history_out, tm, it, margin,
                         init_margin, bool(feasible), info)

@@ -456,22 +456,3 @@ def user_noise(ch: ChannelsB, phi) -> np.ndarray:
     if ch.ris_noise_to_users and ch.R:
         n = n + ch.noise_ris_w * np.sum(np.abs(ch.hr_H * phi[:, None, :]) ** 2, axis=(0, 2))
     return n
-
-
-def ci_gamma(ch: ChannelsB) -> np.ndarray:
-    """CI thresholds gamma_k = sigma_k sqrt(Gamma_k) sin(Theta) [spec A.3], (K,)."""
-    return np.sqrt(ch.noise_comm_w * ch.gamma_lin) * np.sin(np.pi / ch.psk_order)
-
-
-def ci_coeffs(ch: ChannelsB) -> np.ndarray:
-    """c^{+-}_{k,n} = e^{-j angle s_{k,n}} (sin Theta -+ j cos Theta), shape (2, K, P_c L) [spec A.3]."""
-    th = np.pi / ch.psk_order
-    rot = np.conj(ch.S) / np.abs(ch.S)
-    return np.stack([rot * (np.sin(th) - 1j * np.cos(th)), rot * (np.sin(th) + 1j * np.cos(th))])
-
-
-def ci_margin_matrix(ch: ChannelsB, X, phi) -> np.ndarray:
-    """Normalised CI margins min_{+-} Re{c^{+-} h~_k^H x_n} / gamma_k, shape (K, P_c L); >= 1 is feasible."""
-    Z = effective_channels(ch, phi) @ X.reshape(-1, ch.Nt).T          # (K, P_c L)
-    c = ci_coeffs(ch)
-    return np.min(np.real(c * Z[None]), axis=0) / ci_gamma(ch)[:, None]

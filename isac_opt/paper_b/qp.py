@@ -154,7 +154,7 @@ def admm_qp(qp: QP, warm: AdmmState | None = None, eps_abs: float = 1e-7, eps_re
             yl = yl + rho * (vl - zl_new)
             zl = zl_new
         u, zb = u_new, zb_new
-        if it % 5 == 0 or it == max_iter:
+        if it % 10 == 0 or it == max_iter:
             Pux = Pu(u)
             ATy = yb + (Kt(yl) if lin else 0.0)
             r_prim = float(np.max(np.abs(u - zb)))
@@ -185,11 +185,11 @@ def admm_qp(qp: QP, warm: AdmmState | None = None, eps_abs: float = 1e-7, eps_re
 # cvxpy reference path
 # --------------------------------------------------------------------------------------------------
 class CvxQP:
-    """cvxpy + Clarabel model of the structured QP, built once for fixed sizes and re-solved.
+    """cvxpy + Clarabel reference model of the structured QP (real-valued), built once per size and re-solved.
 
-    Parameters (DPP): c0 (scalar), F (n, r), q (n), K (B*rows, n) as block rows of a sparse pattern is
-    not DPP-friendly, so the linear rows are one dense parameter per block when ``dense_rows`` is False
-    only for small B; use it for the phi-projection (B = 1) and for tests.
+    DPP parameters: c0 (scalar), q (B, 2m), F (B*2m, r) and one (rows, 2m) block K_b plus bound l_b per
+    block (the block-diagonal CI structure stays sparse). Build one instance per realisation and call
+    :meth:`solve` with new :class:`QP` data each iteration (performance_notes section 5).
     """
 
     def __init__(self, B: int, m: int, rows: int, r: int):
@@ -228,10 +228,13 @@ class CvxQP:
         for b in range(len(self.K)):
             self.K[b].value = qp.Kc[b]
             self.l[b].value = qp.l[b]
-        try:
-            self.prob.solve(solver=cp.CLARABEL)
-        except cp.error.SolverError:
-            self.prob.solve(solver=cp.SCS, eps=1e-9)
+        import warnings
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*too many parameters.*")
+            try:
+                self.prob.solve(solver=cp.CLARABEL)
+            except cp.error.SolverError:
+                self.prob.solve(solver=cp.SCS, eps=1e-9)
         if self.prob.status not in ("optimal", "optimal_inaccurate"):
             raise IsacError(f"cvxpy QP failed: status {self.prob.status}")
         return np.asarray(self.u.value)

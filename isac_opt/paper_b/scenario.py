@@ -81,9 +81,9 @@ class ScenarioB(ScenarioBase):
     max_outer: int = 50            # I_max [RECON]
     tol: float = 1e-4              # relative SCNR change for stopping [RECON]
     cm_tol: float = 1e-4           # ||x - y_a|| / ||x|| for stopping [RECON; spec 1e-3 left CI margins ~0.3]
-    phi_inner: int = 1             # prox-linear MM steps per outer iteration [RECON; spec suggests 3, 1 is 1.5x faster at -0.003 dB]
+    phi_inner: int = 1             # prox-linear MM steps per outer iteration [RECON; spec: 3; 1 is 1.5x faster]
     x_passes: int = 1              # MM+ADMM passes per outer iteration [RECON]
-    rho_growth: float = 1.25       # rho <- min(growth rho, rho_max) per iteration; 1 = fixed [RECON; 1.1 needs ~47 iterations]
+    rho_growth: float = 1.25       # rho <- min(growth rho, rho_max) per iteration; 1 = fixed [RECON; 1.1: ~47 it]
     rho_max_factor: float = 1e4    # rho_max = factor * rho_0 [RECON]
     x_solver: str = "admm"         # "admm" (numpy first-order) | "cvxpy" (Clarabel reference)
 
