@@ -11,6 +11,13 @@ D = max(0, max_i round(d_i)) a common latency; the tags move by D too) so that e
 design x_i[t − D] after its delay d_i. ``cal_key`` (dict or JSON string): the bench key (``fs_hz``,
 ``lo_hz``, ``gains_db``, ``hardware_ids``); a file made for other settings is refused at construction with
 a one-line :class:`calibration.StaleCalibrationError` naming the changed field.
+
+Paper-B mode (chosen by the design file, :class:`isac_opt.paper_b.design.DesignB`): one "frame" is one
+CPI — the design's X (P_c, L, N_t) emitted pulse after pulse, slot after slot (item pL + l = x_p[l],
+vlen M = N_t), back to back with no gap (``gap`` must be -1 or 0) and no end marker (a finite run emits
+exactly ``frames``·P_c·L items). Tags on the first item of every CPI: ``frame`` = CPI index, and on the
+first CPI of each design ``design`` (:func:`design_tag_b`). This is the input framing of
+:class:`blocks.ris_isac_channel_b.ris_isac_channel_b` [spec B.1, D.1].
 """
 from __future__ import annotations
 
@@ -20,9 +27,41 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from isac_opt.bench.framing import (DESIGN_KEY, END_FRAME, FRAME_KEY, auto_gap, design_tag,
-                                    frame_samples)
+from isac_opt.bench.framing import (DESIGN_KEY, END_FRAME, FRAME_KEY, auto_gap, design_id, design_tag,
+                                    frame_samples, symbol_indices)
 from isac_opt.designfile import load_design
+
+PAPER_B = "paper-b"
+
+
+def _kind(d) -> str:
+    return PAPER_B if getattr(d, "kind", "") == PAPER_B else "paper-a"
+
+
+def _n_tx(d) -> int:
+    """Transmit antennas of a design: M (paper A) or N_t (paper B)."""
+    return int(d.channels.Nt) if _kind(d) == PAPER_B else int(d.scenario.M)
+
+
+def cpi_samples(X, scale: float = 1.0) -> np.ndarray:
+    """Samples of one paper-B CPI: X (P_c, L, N_t) pulse after pulse, times ``scale``; complex64 (P_c L, N_t)."""
+    X = np.asarray(X)
+    if X.ndim != 3:
+        raise ValueError(f"X: expected a paper-B (P_c, L, N_t) array, got shape {X.shape}")
+    return (scale * X.reshape(-1, X.shape[-1])).astype(np.complex64)
+
+
+def design_tag_b(design, path: str, first_frame: int, frame_len: int) -> dict:
+    """The ``design`` tag dict of a paper-B design: id, kind, path, first_frame (CPI index), K, M = N_t,
+    Nt, Nr, R, N, Pc, L, Lr, F = P_c L (items per CPI), order, sym (uint8 PSK indices of S (K, P_c L),
+    row-major)."""
+    ch = design.channels
+    order = int(design.scenario.psk_order)
+    return {"id": design_id(design.X, design.phi), "kind": PAPER_B, "path": str(path),
+            "first_frame": int(first_frame), "K": int(ch.K), "M": int(ch.Nt), "Nt": int(ch.Nt),
+            "Nr": int(ch.Nr), "R": int(ch.R), "N": int(ch.N), "Pc": int(ch.Pc), "L": int(ch.L),
+            "Lr": int(ch.Lr), "F": int(frame_len), "order": order,
+            "sym": symbol_indices(ch.S, order).reshape(-1)}
 
 
 def _paths(design) -> list[str]:
@@ -32,16 +71,22 @@ def _paths(design) -> list[str]:
 
 
 class slp_source(gr.sync_block):
-    """Frame-by-frame SLP waveform; ``design`` = one path or several (';'-separated: one per frame, cycled)."""
+    """Frame-by-frame SLP waveform; ``design`` = one path or several (';'-separated: one per frame, cycled).
+
+    Paper-A designs: frames of L slots + ``gap`` zeros, vlen M. Paper-B designs: CPIs of P_c·L slots
+    (X pulse after pulse, no gap, no end marker), vlen M = N_t (module docstring)."""
 
     def __init__(self, design="", frames=0, gap=-1, scale=1.0, M=6, tx_cal="", cal_key=""):
         paths = _paths(design)
         if not paths:
             raise ValueError("slp_source: 'design' must name at least one design file (.npz)")
         ds = [load_design(p) for p in paths]
-        self.M = int(ds[0].scenario.M)
+        self.kind = _kind(ds[0])
+        self.M = _n_tx(ds[0])
         if int(M) != self.M:
-            raise ValueError(f"slp_source: parameter M = {M} but the design has M = {self.M} antennas")
+            what = "N_t = " if self.kind == PAPER_B else "M = "
+            raise ValueError(f"slp_source: parameter M = {M} but the {self.kind} design has {what}{self.M} "
+                             "transmit antennas")
         self.tx_corr = None
         if str(tx_cal or ""):
             from calibration.use import TxCorrection, load_chain_cal, parse_key
@@ -50,7 +95,14 @@ class slp_source(gr.sync_block):
             self.tx_corr = TxCorrection(cal)
         self._lat = max(0, int(self.tx_corr.shift.max())) if self.tx_corr is not None else 0
         gr.sync_block.__init__(self, name="slp_source", in_sig=None, out_sig=[(np.complex64, self.M)])
-        self.gap = auto_gap(ds[0].scenario) if int(gap) < 0 else int(gap)
+        if self.kind == PAPER_B:
+            if int(gap) > 0:
+                raise ValueError(f"slp_source: gap = {gap}, but a paper-B design's pulses go back to back "
+                                 "(expected -1 = auto or 0)")
+            self.gap = 0
+        else:
+            self.gap = auto_gap(ds[0].scenario) if int(gap) < 0 else int(gap)
+        self._mark = 0 if self.kind == PAPER_B else 1     # end-marker sample of a finite run (paper A only)
         self.scale = float(scale)
         self.frames = int(frames)
         self._lock = threading.Lock()
@@ -61,13 +113,27 @@ class slp_source(gr.sync_block):
         self.message_port_register_in(pmt.intern("design"))
         self.set_msg_handler(pmt.intern("design"), self._on_design)
 
-    def _set_queue(self, ds, paths):
+    def _frame_len(self, ds) -> int:
+        """Items per frame of a design queue; refuses mixed kinds, antennas or lengths."""
+        if any(_kind(d) != self.kind for d in ds):
+            raise ValueError(f"slp_source: every design of a queue must be a {self.kind} design")
+        if self.kind == PAPER_B:
+            F = {int(d.channels.Pc * d.channels.L) for d in ds}
+            if len(F) != 1 or any(_n_tx(d) != self.M for d in ds):
+                raise ValueError("slp_source: every paper-B design of a queue needs the same N_t, P_c and L")
+            return F.pop()
         F = {d.scenario.L + self.gap for d in ds}
         if len(F) != 1 or any(d.scenario.M != self.M for d in ds):
             raise ValueError("slp_source: every design of a queue needs the same M and L")
-        self.F = F.pop()
+        return F.pop()
+
+    def _set_queue(self, ds, paths):
+        self.F = self._frame_len(ds)
         self._designs, self._paths = ds, paths
-        self._stack = np.stack([frame_samples(d.X, self.gap, self.scale) for d in ds])   # (Q, F, M)
+        if self.kind == PAPER_B:
+            self._stack = np.stack([cpi_samples(d.X, self.scale) for d in ds])            # (Q, F, N_t)
+        else:
+            self._stack = np.stack([frame_samples(d.X, self.gap, self.scale) for d in ds])   # (Q, F, M)
         if self.tx_corr is not None:
             self._stack = self.tx_corr.correct_frames(self._stack).astype(np.complex64)
 
@@ -77,6 +143,10 @@ class slp_source(gr.sync_block):
         try:
             paths = _paths(path)
             pending = ([load_design(p) for p in paths], paths)
+            if not paths:
+                raise ValueError("no design path")
+            if self._frame_len(pending[0]) != self.F:
+                raise ValueError(f"frame length differs from the running design's {self.F}")
         except Exception as e:  # a bad file must not stop the flowgraph
             gr.log.warn(f"slp_source: design switch ignored ({e})")
             return
@@ -89,7 +159,7 @@ class slp_source(gr.sync_block):
         F, t = self.F, self._t
         lat = self._lat                     # TX correction latency [samples]; 0 without tx_cal
         tau = t - lat                       # design time: frame fi starts at tau = fi*F
-        total = self.frames * F + 1 if self.frames > 0 else None      # in design time (end marker incl.)
+        total = self.frames * F + self._mark if self.frames > 0 else None   # design time (end marker incl.)
         if total is not None:
             if tau >= total:
                 return -1
@@ -114,19 +184,20 @@ class slp_source(gr.sync_block):
             v = self._stack[q, ix % F, np.arange(self.M)[None, :]]
             bad = ix < 0
             if total is not None:
-                bad |= ix >= total - 1
+                bad |= ix >= self.frames * F
             v[bad] = 0
             out[:n] = v
-        if total is not None and tau + n == total:
+        if total is not None and self._mark and tau + n == total:
             out[n - 1] = 0
         first = max(0, -(-tau // F))                             # first frame starting in [tau, tau+n)
         for fi in range(first, (tau + n - 1) // F + 1):
             off = fi * F
-            last = total is not None and off == total - 1
+            last = total is not None and self._mark and off == total - 1
             self.add_item_tag(0, off + lat, pmt.intern(FRAME_KEY), pmt.from_long(END_FRAME if last else fi))
             if not last and (len(self._designs) > 1 or fi == self._frame0):
                 j = (fi - self._frame0) % len(self._designs)
-                tag = design_tag(self._designs[j], self._paths[j], fi, F)
+                mk = design_tag_b if self.kind == PAPER_B else design_tag
+                tag = mk(self._designs[j], self._paths[j], fi, F)
                 self.add_item_tag(0, off + lat, pmt.intern(DESIGN_KEY), pmt.to_pmt(tag))
         self._t = t + n
         return n

@@ -1,23 +1,40 @@
 """Hardware measurement entry points (application layer; the estimators never import this).
 
-Only the chain calibration has a real-hardware path so far (Pluto / AD936x via pyadi-iio): the
-preamble frame [zeros, Zadoff-Chu, zeros] is sent as a cyclic TX buffer and exactly one frame length is
-captured, so the capture is a circular shift of the frame, which is the estimator's own (circular) model;
-delays are then reported relative to chain 0. Channel / RIS / clutter measurements on hardware go through
-the flowgraphs (``isac-testbed run``) and are not wired here yet: they fail with a clear message.
+SDR discovery (:func:`find_sdr_uri`) for Pluto / AD936x (libiio scan) and USRP (uhd_find_devices or a
+gr-uhd probe). All measurements (chains, channels, RIS table, clutter) go through the front-end interface
+(:mod:`calibration.frontend`, Pluto and USRP) and :mod:`calibration.hw_measure`.
 
 Every failure to reach the hardware raises :class:`HardwareUnavailable` with a message for the user,
 never a driver traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
-
-import numpy as np
+import sys
 
 from .errors import HardwareUnavailable
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C-library chatter on fd 2 (libiio's Avahi warning, UHD's banner) during a device probe,
+    so that a missing device gives exactly one line."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):          # no real fd 2 (e.g. captured): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def find_sdr_uri(backend: str, uri: str | None = None) -> str:
@@ -34,7 +51,8 @@ def find_sdr_uri(backend: str, uri: str | None = None) -> str:
             return uri
         try:
             import iio
-            ctxs = iio.scan_contexts() or {}
+            with _quiet_stderr():
+                ctxs = iio.scan_contexts() or {}
         except Exception as exc:  # noqa: BLE001 - libiio raises OSError when no backend answers
             raise HardwareUnavailable(f"no Pluto/AD936x attached: the iio context scan failed ({exc}); "
                                       "connect the device or pass --uri ip:192.168.2.1 (or set SDR_URI)") from None
@@ -58,56 +76,32 @@ def find_sdr_uri(backend: str, uri: str | None = None) -> str:
                 found = [ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.strip().startswith("serial:")]
             except Exception:  # noqa: BLE001 - treated as "nothing found"
                 found = []
-        if not found:
-            raise HardwareUnavailable("no USRP attached (uhd_find_devices found none"
-                                      + ("" if tool else "; the tool is not installed: apt install uhd-host")
-                                      + "); connect it or pass --uri 'serial=...' (or set SDR_URI)")
-        return f"serial={found[0]}"
+            if found:
+                return f"serial={found[0]}"
+        probe = _uhd_probe()
+        if probe is not None:
+            return probe
+        raise HardwareUnavailable("no USRP attached (" + ("uhd_find_devices" if tool else "a gr-uhd device probe")
+                                  + " found none); connect it or pass --uri 'serial=...' (or set SDR_URI)")
     raise HardwareUnavailable(f"unknown hardware backend {backend!r}; expected 'pluto' or 'uhd'")
 
 
-def measure_chains_pluto(cal, uri: str, *, side: str = "rx", lo_hz: float = 2.4e9, fs_hz: float = 2e6,
-                         rx_gain_db: float = 30.0, tx_atten_db: float = -10.0) -> np.ndarray:
-    """Measure a :class:`ChainCal` on an AD9361 (2 TX, 2 RX): returns (n_chains, n_samples).
+def _uhd_probe() -> str | None:
+    """Open the first USRP UHD finds through gr-uhd (no uhd_find_devices needed); its args or None.
 
-    ``side="rx"``: TX0 → splitter → RX0, RX1 (one capture). ``side="tx"``: TX0 then TX1 alone → RX0.
+    gr-uhd 3.10's python ``find_devices`` wrapper is broken (calls a missing ``find_devices_raw``), so the
+    probe constructs a one-channel ``usrp_source`` on empty device args, which fails fast without a device.
     """
+    os.environ.setdefault("UHD_LOG_CONSOLE_LEVEL", "warning")
     try:
-        import adi
-        sdr = adi.ad9361(uri=uri)
-    except Exception as exc:  # noqa: BLE001
-        raise HardwareUnavailable(f"cannot open the AD936x at {uri!r}: {exc}") from None
-    n = cal.params["n_samples"]
-    frame = cal.stimulus() * 2 ** 14 * 0.5
+        from gnuradio import uhd
+        with _quiet_stderr():
+            src = uhd.usrp_source(uhd.device_addr_t(""), uhd.stream_args(cpu_format="fc32", channels=[0]))
+    except Exception:  # noqa: BLE001 - "No devices found" and friends
+        return None
     try:
-        sdr.sample_rate = int(fs_hz)
-        sdr.rx_lo = sdr.tx_lo = int(lo_hz)
-        sdr.rx_enabled_channels = [0, 1]
-        sdr.tx_enabled_channels = [0, 1]
-        sdr.gain_control_mode_chan0 = sdr.gain_control_mode_chan1 = "manual"
-        sdr.rx_hardwaregain_chan0 = sdr.rx_hardwaregain_chan1 = rx_gain_db
-        sdr.tx_hardwaregain_chan0 = sdr.tx_hardwaregain_chan1 = tx_atten_db
-        sdr.rx_buffer_size = n
-        sdr.tx_cyclic_buffer = True
-        out = []
-        if side == "rx":
-            sdr.tx([frame, np.zeros_like(frame)])
-            for _ in range(4):                     # flush stale buffers
-                sdr.rx()
-            out = np.asarray(sdr.rx())[: cal.params["n_chains"]]
-        else:
-            for i in range(cal.params["n_chains"]):
-                bufs = [np.zeros_like(frame), np.zeros_like(frame)]
-                bufs[i] = frame
-                sdr.tx_destroy_buffer()
-                sdr.tx(bufs)
-                for _ in range(4):
-                    sdr.rx()
-                out.append(np.asarray(sdr.rx())[0])
-            out = np.asarray(out)
-        sdr.tx_destroy_buffer()
-    except HardwareUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise HardwareUnavailable(f"AD936x measurement failed at {uri!r}: {exc}") from None
-    return np.asarray(out, dtype=np.complex128) / (2 ** 11)
+        serial = dict(src.get_usrp_info(0)).get("mboard_serial", "")
+    except Exception:  # noqa: BLE001
+        serial = ""
+    del src
+    return f"serial={serial}" if serial else ""

@@ -146,7 +146,8 @@ def cmd_reproduce(args) -> int:
 def cmd_demo(args) -> int:
     """The main job: run the simulated bench pipeline when installed, else design + evaluate."""
     if "run" in _available_commands():
-        ns = build_parser().parse_args(["run", "--frames", str(args.frames)])
+        Path(args.png).parent.mkdir(parents=True, exist_ok=True)
+        ns = build_parser().parse_args(["run", "--frames", str(args.frames), "--png", args.png])
         return ns.func(ns)
     from .config import load_scenario
     scn = load_scenario("paper-a")
@@ -219,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_reproduce)
 
     dm = sub.add_parser("demo", help="the main job: run the simulated bench end to end and report")
-    dm.add_argument("--frames", type=int, default=400, help="frames to run [default 400]")
+    dm.add_argument("--frames", type=int, default=2000, help="frames to run [default 2000]")
     dm.add_argument("--out", default="out/demo_design.npz", help="design file written by the fallback")
+    dm.add_argument("--png", default="out/demo_run.png", help="figure of the bench run [default out/demo_run.png]")
     dm.set_defaults(func=cmd_demo)
 
     for name, mod in _available_commands().items():

@@ -9,9 +9,11 @@ Curves (A's legends): ``Prop. w/ RIS`` (shipped unfolded network), ``Prop. rand.
 
 Monte Carlo: realisation i of sweep point p uses ``realisation_rng(seed_p, i)`` with
 seed_p = SeedSequence(root_seed, spawn_key=(figure id, p)) → results do not depend on chunking or the
-number of workers. Work is split in chunks (≤ ``chunk`` realisations of one point) run on joblib's loky
-processes (``workers``; 1 = in-process), each chunk's result saved to ``DIR/<fig>/chunks/*.json`` so an
-interrupted run resumes. Averages: SINR in dB over realisations (R25 convention); Pd averaged.
+number of workers. Work is split in chunks (≤ ``chunk`` realisations of one point) run by
+:mod:`isac_opt.executor`: joblib's loky processes (``workers``; 1 = in-process) by default, or a Dask
+cluster (``--set executor=dask scheduler=tcp://host:8786``). Each chunk's result is saved by the calling
+process to ``DIR/<fig>/chunks/*.json``, so an interrupted run resumes.
+Averages: SINR in dB over realisations (R25 convention); Pd averaged.
 Outputs per figure: one CSV per curve, a combined CSV and a PNG.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 
 from ..channels import draw_channels, realisation_rng
 from ..config import ScenarioA
+from ..executor import cold_solves, run_chunks
 from ..registry import Target, register_target
 
 CURVES = ("Prop. w/ RIS", "Prop. rand. RIS", "Prop. w/o RIS", "ADMM-MM", "Radar-only")
@@ -56,7 +59,13 @@ def point_seed(root: int, fig: str, p: int) -> int:
 
 
 def run_chunk(scn: ScenarioA, seed: int, indices, curves, mm_kw: dict, pfa_grid) -> dict:
-    """All curves on realisations ``indices`` of one sweep point (runs in a worker process)."""
+    """All curves on realisations ``indices`` of one sweep point (runs in a worker process); each
+    realisation's numbers depend only on (scn, seed, index) — see :func:`cold_solves`."""
+    with cold_solves():
+        return _run_chunk(scn, seed, indices, curves, mm_kw, pfa_grid)
+
+
+def _run_chunk(scn: ScenarioA, seed: int, indices, curves, mm_kw: dict, pfa_grid) -> dict:
     import torch
     torch.set_num_threads(1)
     from .admm_mm import admm_mm
@@ -97,10 +106,32 @@ def run_chunk(scn: ScenarioA, seed: int, indices, curves, mm_kw: dict, pfa_grid)
     return out
 
 
+class _ChunkJob:
+    """Picklable ``(scn, seed, indices) -> run_chunk(...)`` for :func:`isac_opt.executor.run_chunks`."""
+
+    def __init__(self, curves, mm_kw, pfa_grid):
+        self.curves, self.mm_kw, self.pfa_grid = list(curves), dict(mm_kw), list(pfa_grid)
+
+    def __call__(self, task):
+        scn, sd, idx = task
+        return run_chunk(scn, sd, idx, self.curves, self.mm_kw, self.pfa_grid)
+
+
+def _save(path: Path, result) -> None:
+    """Write one chunk's JSON atomically (in the calling process, so remote workers need no shared disk)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(path)
+
+
 def run_sweep(name: str, out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
               chunk: int = 10, seed: int = 2025, curves=CURVES, base: ScenarioA | None = None,
-              mm_n_max: int | None = None) -> list:
-    """Run figure ``name`` (fig4..fig7); returns written paths."""
+              mm_n_max: int | None = None, executor: str = "local", scheduler: str | None = None) -> list:
+    """Run figure ``name`` (fig4..fig7); returns written paths.
+
+    ``executor``/``scheduler``: see :func:`isac_opt.executor.run_chunks` ("local" = joblib loky with
+    ``workers`` processes; "dask" = the Dask scheduler at ``scheduler``, or a loopback LocalCluster of
+    ``workers`` processes when it is None). Results are identical for every executor."""
     xlabel, field, full_pts, quick_pts = SWEEPS[name]
     pts = quick_pts if quick else full_pts
     n = n if n is not None else (2 if quick else 50)
@@ -118,25 +149,8 @@ def run_sweep(name: str, out_dir, quick: bool = False, workers: int = 1, n: int 
             f = out / "chunks" / f"p{p}_i{idx[0]}-{idx[-1]}_{'quick' if quick else 'full'}.json"
             tasks.append((p, scn, sd, idx, f))
     todo = [t for t in tasks if not t[4].exists()]
-
-    def work(t):
-        p, scn, sd, idx, f = t
-        r = run_chunk(scn, sd, idx, curves, mm_kw, pfa_grid)
-        f.write_text(json.dumps(r))
-        return f
-
-    if workers > 1 and len(todo) > 1:
-        from joblib import Parallel, delayed
-
-        def _w(t):
-            import os
-            os.environ.setdefault("OMP_NUM_THREADS", "1")
-            return work(t)
-        Parallel(n_jobs=workers, backend="loky")(delayed(_w)(t) for t in todo)
-    else:
-        from tqdm import tqdm
-        for t in tqdm(todo, desc=name, unit="chunk"):
-            work(t)
+    run_chunks(_ChunkJob(curves, mm_kw, pfa_grid), [t[1:4] for t in todo], executor=executor, workers=workers,
+               scheduler=scheduler, desc=name, on_result=lambda i, r: _save(todo[i][4], r))
     # aggregate
     agg = {c: [] for c in curves}
     for p, val in enumerate(pts):
@@ -225,10 +239,12 @@ def _machine() -> str:
 
 
 def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, seed: int = 2025,
-           Ns=(32, 64, 128), mm_n_max: int | None = None) -> list:
+           Ns=(32, 64, 128), mm_n_max: int | None = None, executor: str = "local",
+           scheduler: str | None = None) -> list:
     """Table I: mean wall time per design (batch 1, one thread, this machine) at N = 32/64/128 for ADMM-MM
     (full run to its stopping rule) and the unfolded network (inference incl. the CI repair; the A.10
-    start point is excluded from both, as it is shared), and their ratio. Measured in one process."""
+    start point is excluded from both, as it is shared), and their ratio. Measured in one process
+    (``workers``/``executor``/``scheduler`` are accepted and ignored: timings must not share cores)."""
     import platform
 
     import torch
@@ -296,7 +312,17 @@ for _n, _s in [("fig4", "paper A Fig. 4: SINR vs P (detection)"), ("fig5", "pape
 register_target(Target("table1", "paper A Table I: time per design, ADMM-MM vs unfolded, N = 32/64/128", table1))
 
 
-def summary(out_dir, n: int = 200, n_mm: int = 50, workers: int = 1, seed: int = 2025, chunk: int = 25) -> dict:
+class _SummaryJob:
+    def __init__(self, scn, sd, jobs):
+        self.scn, self.sd, self.jobs = scn, sd, jobs
+
+    def __call__(self, task):
+        idx, curves = task
+        return self.jobs[curves]((self.scn, self.sd, idx))
+
+
+def summary(out_dir, n: int = 200, n_mm: int = 50, workers: int = 1, seed: int = 2025, chunk: int = 25,
+            executor: str = "local", scheduler: str | None = None) -> dict:
     """Default-scenario comparison used for the acceptance numbers (docs/detection.md):
     the three ``Prop.`` curves on ``n`` realisations, ADMM-MM and Radar-only on the first ``n_mm`` of them
     (same realisations, so the ADMM-MM gap is also reported paired). Resumable per chunk."""
@@ -312,18 +338,9 @@ def summary(out_dir, n: int = 200, n_mm: int = 50, workers: int = 1, seed: int =
         idx = list(range(c0, min(c0 + 5, n_mm)))
         tasks.append((idx, list(_MM), out / "chunks" / f"mm_{idx[0]}-{idx[-1]}.json"))
     todo = [t for t in tasks if not t[2].exists()]
-
-    def work(t):
-        idx, curves, f = t
-        f.write_text(json.dumps(run_chunk(scn, sd, idx, curves, {"n_max": 2000}, [1e-3])))
-
-    if workers > 1:
-        from joblib import Parallel, delayed
-        Parallel(n_jobs=workers, backend="loky")(delayed(work)(t) for t in todo)
-    else:
-        from tqdm import tqdm
-        for t in tqdm(todo, desc="summary", unit="chunk"):
-            work(t)
+    jobs = {tuple(c): _ChunkJob(c, {"n_max": 2000}, [1e-3]) for c in (list(_UNF), list(_MM))}
+    run_chunks(_SummaryJob(scn, sd, jobs), [(t[0], tuple(t[1])) for t in todo], executor=executor,
+               workers=workers, scheduler=scheduler, desc="summary", on_result=lambda i, r: _save(todo[i][2], r))
     rows = {}
     for idx, curves, f in tasks:
         r = json.loads(f.read_text())
@@ -343,7 +360,7 @@ def summary(out_dir, n: int = 200, n_mm: int = 50, workers: int = 1, seed: int =
 
 
 def layers_curve(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, n_paper: int | None = None,
-                 seed: int = 2025) -> list:
+                 seed: int = 2025, executor: str = "local", scheduler: str | None = None) -> list:
     """Beyond the paper: test SINR vs number of layers t for the shipped (trained) network truncated at t
     and for the classical solver (its initial steps) with t layers, plus the paper-size classical solver
     (T, J, R = 75, 8, 10, DFP (29a)) on ``n_paper`` realisations. Before/after the CI repair."""
@@ -434,5 +451,8 @@ if __name__ == "__main__":
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--n-mm", type=int, default=50)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--executor", default="local", choices=["local", "dask"])
+    ap.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://host:port")
     a = ap.parse_args()
-    print(json.dumps(summary(a.out, a.n, a.n_mm, a.workers), indent=1))
+    res = summary(a.out, a.n, a.n_mm, a.workers, executor=a.executor, scheduler=a.scheduler)
+    print(json.dumps(res, indent=1))

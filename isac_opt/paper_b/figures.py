@@ -2,8 +2,9 @@
 
 Each target is ``run(out_dir, quick=False, workers=1) -> list of written paths`` and writes a CSV and a
 PNG (matplotlib, Agg). Monte-Carlo realisations are split into chunks; each chunk has its own
-``np.random.SeedSequence`` (entropy ``BASE_SEED``, spawn key (figure, point, chunk)), is computed by a
-joblib (loky) worker and stored as
+``np.random.SeedSequence`` (entropy ``BASE_SEED``, spawn key (figure, point, chunk)), is computed by
+:mod:`isac_opt.executor` (joblib loky by default; a Dask cluster with ``--set executor=dask
+scheduler=tcp://host:8786``) and stored by the calling process as
 ``<out_dir>/<target>_chunks/p<point>_c<chunk>_<hash of the settings>.json``. A chunk whose
 file exists is skipped, so an interrupted run resumes where it stopped. Every method sees the same
 realisations (channels, jitter, symbols).
@@ -39,6 +40,7 @@ ISAC4 = ["stap-fp-mm-admm", "spatial-only", "random-ris", "no-ris"]
 
 
 _OVERRIDES: dict = {}
+_EXEC: dict = {}          # executor options of the running target (isac_opt.executor.run_chunks)
 
 
 def _base(quick: bool, **kw) -> ScenarioB:
@@ -53,6 +55,26 @@ def _base(quick: bool, **kw) -> ScenarioB:
 
 def _chunk_job(path: str, scn_dict: dict, methods: list, seed_key: tuple, n: int, want_history: bool):
     """Compute one chunk (n realisations x methods) and write its JSON file atomically."""
+    _write_json(path, _chunk_rows((scn_dict, methods, seed_key, n, want_history)))
+    return path
+
+
+def _write_json(path: str, obj) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def _chunk_rows(task) -> list:
+    """One chunk's rows; ``task = (scn_dict, methods, seed_key, n, want_history)`` (runs on any executor's
+    worker; the caller writes the file, so remote workers need no shared disk)."""
+    from ..executor import cold_solves
+    with cold_solves():
+        return _chunk_rows_(*task)
+
+
+def _chunk_rows_(scn_dict: dict, methods: list, seed_key: tuple, n: int, want_history: bool) -> list:
     from .methods import run_method
     scn = ScenarioB.from_dict(scn_dict)
     ss = np.random.SeedSequence(BASE_SEED, spawn_key=seed_key)
@@ -70,18 +92,13 @@ def _chunk_job(path: str, scn_dict: dict, methods: list, seed_key: tuple, n: int
             if want_history:
                 row[m]["history_db"] = [10 * math.log10(max(v, 1e-300)) for v in d.history]
         out.append(row)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f)
-    os.replace(tmp, path)
-    return path
+    return out
 
 
 def _run_sweep(name: str, out_dir, points: list, methods: list, quick: bool, workers: int,
                want_history: bool = False) -> list:
     """points: list of (label, ScenarioB). Returns per point the list of realisation rows."""
-    from joblib import Parallel, delayed
-    from tqdm import tqdm
+    from ..executor import run_chunks
     out_dir = Path(out_dir)
     cdir = out_dir / f"{name}_chunks"
     cdir.mkdir(parents=True, exist_ok=True)
@@ -97,15 +114,10 @@ def _run_sweep(name: str, out_dir, points: list, methods: list, quick: bool, wor
             path = str(cdir / f"p{i}_c{c}_{key}.json")
             per_point.append(path)
             if not os.path.exists(path):
-                jobs.append(delayed(_chunk_job)(path, scn.to_dict(), methods, (fig_id, i, c), n, want_history))
+                jobs.append((path, (scn.to_dict(), methods, (fig_id, i, c), n, want_history)))
         files.append(per_point)
-    if jobs:
-        if workers > 1:
-            it = Parallel(n_jobs=workers, backend="loky", return_as="generator")(jobs)
-        else:
-            it = (j[0](*j[1], **j[2]) for j in jobs)
-        for _ in tqdm(it, total=len(jobs), desc=name, unit="chunk"):
-            pass
+    run_chunks(_chunk_rows, [j[1] for j in jobs], executor=_EXEC.get("executor", "local"), workers=workers,
+               scheduler=_EXEC.get("scheduler"), desc=name, on_result=lambda k, rows: _write_json(jobs[k][0], rows))
     results = []
     for per_point in files:
         rows = []
@@ -298,14 +310,16 @@ def fig10(out_dir, quick=False, workers=1) -> list:
 
 
 def _with_overrides(fn):
-    """Target entry point: ``run(out_dir, quick=False, workers=1, **scenario_overrides)``."""
-    def run(out_dir, quick=False, workers=1, **overrides):
-        global _OVERRIDES
+    """Target entry point: ``run(out_dir, quick=False, workers=1, executor="local", scheduler=None,
+    **scenario_overrides)`` (executor options: :func:`isac_opt.executor.run_chunks`)."""
+    def run(out_dir, quick=False, workers=1, executor="local", scheduler=None, **overrides):
+        global _OVERRIDES, _EXEC
         old, _OVERRIDES = _OVERRIDES, dict(overrides)
+        old_exec, _EXEC = _EXEC, {"executor": executor, "scheduler": scheduler}
         try:
             return fn(out_dir, quick=quick, workers=int(workers))
         finally:
-            _OVERRIDES = old
+            _OVERRIDES, _EXEC = old, old_exec
     run.__name__, run.__doc__ = fn.__name__, fn.__doc__
     return run
 
