@@ -13,8 +13,11 @@ The measurement logic (:mod:`calibration.hw_measure`) only needs::
 
 * :class:`PlutoFrontEnd` — AD936x (Pluto, 2R2T revisions, FMCOMMS) via pyadi-iio ``adi.ad9361``: cyclic TX
   DMA buffer, RX buffer of exactly the requested size after ``flush`` stale kernel buffers.
-* :class:`UhdFrontEnd` — USRP via gr-uhd: one short flowgraph ``vector_source(repeat) -> usrp_sink`` and
-  ``usrp_source -> capture block`` that runs for the whole calibration; ``rx`` arms the capture block.
+* :class:`UhdFrontEnd` — USRP via gr-uhd: one short flowgraph ``cyclic TX source -> usrp_sink`` and
+  ``usrp_source -> capture block`` that runs for the whole calibration; ``rx`` drops ``flush`` stale
+  samples plus ``skip`` and arms the capture block. The cyclic TX source (:func:`make_cyclic_tx`) is ONE
+  ``vector_source_c`` of vectors (n_tx,) split into the channels, so all TX channels start the new buffer
+  on the same sample (the TX-chain calibration and the pilot orthogonality rely on it).
   Constructed only when ``--backend uhd`` is selected.
 
 Both convert every driver failure into :class:`HardwareUnavailable` (one line for the user).
@@ -28,7 +31,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import HardwareUnavailable
+from .errors import CalibrationError, HardwareUnavailable
 
 
 @runtime_checkable
@@ -135,17 +138,18 @@ class PlutoFrontEnd:
 class UhdFrontEnd:
     """USRP through gr-uhd: a flowgraph that runs for the whole calibration.
 
-    ``vector_source_c(repeat=True) -> usrp_sink`` per TX channel (``set_data`` swaps the cyclic buffer) and
-    ``usrp_source -> _Capture`` per RX channel (``rx`` arms the capture for ``skip + n`` samples and waits).
+    :func:`make_cyclic_tx` ``-> usrp_sink`` (``set`` swaps the cyclic buffer of all TX channels at once) and
+    ``usrp_source -> _Capture`` per RX channel (``rx`` arms the capture for ``flush + skip + n`` samples and
+    waits; ``flush`` [samples] covers the TX buffer still in flight in the gr buffers and UHD after a swap).
     """
 
     def __init__(self, args: str, *, lo_hz: float, fs_hz: float, n_tx: int = 1, n_rx: int = 1,
-                 rx_gain_db: float = 30.0, tx_gain_db: float = 0.0, timeout_s: float = 10.0):
+                 rx_gain_db: float = 30.0, tx_gain_db: float = 0.0, timeout_s: float = 10.0, flush: int = 65536):
         self.args, self.lo_hz, self.fs_hz = args, float(lo_hz), float(fs_hz)
-        self.n_tx, self.n_rx, self.timeout_s = int(n_tx), int(n_rx), float(timeout_s)
+        self.n_tx, self.n_rx, self.timeout_s, self.flush = int(n_tx), int(n_rx), float(timeout_s), int(flush)
         self._rx_gain, self._tx_gain = float(rx_gain_db), float(tx_gain_db)
         try:
-            from gnuradio import blocks, gr, uhd
+            from gnuradio import gr, uhd
         except Exception as exc:  # noqa: BLE001
             raise HardwareUnavailable(f"backend 'uhd' needs GNU Radio's gr-uhd: {exc}") from None
         try:
@@ -162,9 +166,9 @@ class UhdFrontEnd:
             for ch in range(self.n_tx):
                 self.snk.set_center_freq(self.lo_hz, ch)
                 self.snk.set_gain(self._tx_gain, ch)
-            self.vsrc = [blocks.vector_source_c([0j] * 1024, True) for _ in range(self.n_tx)]
-            for ch, v in enumerate(self.vsrc):
-                self.tb.connect(v, (self.snk, ch))
+            self.txsrc = make_cyclic_tx(self.n_tx)
+            for ch in range(self.n_tx):
+                self.tb.connect((self.txsrc, ch), (self.snk, ch))
             self.cap = make_capture_block(self.n_rx)
             for ch in range(self.n_rx):
                 self.tb.connect((self.src, ch), (self.cap, ch))
@@ -189,16 +193,13 @@ class UhdFrontEnd:
         return [self._rx_gain] * self.n_rx + [self._tx_gain] * self.n_tx
 
     def tx_cyclic(self, bufs: np.ndarray) -> None:
-        bufs = np.atleast_2d(np.asarray(bufs, dtype=np.complex64))
-        for ch, v in enumerate(self.vsrc):
-            v.set_data(bufs[ch].tolist(), [])
+        self.txsrc.set(bufs)
 
     def tx_stop(self) -> None:
-        for v in self.vsrc:
-            v.set_data([0j] * 1024, [])
+        self.txsrc.stop()
 
     def rx(self, n_samples: int, skip: int = 0) -> np.ndarray:
-        return self.cap.capture(int(n_samples), int(skip), self.timeout_s)
+        return self.cap.capture(int(n_samples), self.flush + int(skip), self.timeout_s)
 
     def close(self) -> None:
         try:
@@ -207,6 +208,36 @@ class UhdFrontEnd:
             self.tb.wait()
         except Exception:  # noqa: BLE001
             pass
+
+
+def make_cyclic_tx(n_tx: int):
+    """A gr hier block with ``n_tx`` complex outputs repeating a cyclic buffer, sample-aligned across outputs.
+
+    One ``vector_source_c`` of vectors of length n_tx (the buffers interleaved) → ``vector_to_streams``:
+    ``set(bufs (n_tx, P))`` swaps every channel's buffer at the same sample; ``stop()`` sends zeros.
+    """
+    from gnuradio import blocks, gr
+
+    class _CyclicTx(gr.hier_block2):
+        def __init__(self):
+            gr.hier_block2.__init__(self, "calibration_cyclic_tx", gr.io_signature(0, 0, 0),
+                                    gr.io_signature(n_tx, n_tx, gr.sizeof_gr_complex))
+            self.src = blocks.vector_source_c([0j] * (1024 * n_tx), True, n_tx)
+            self.split = blocks.vector_to_streams(gr.sizeof_gr_complex, n_tx)
+            self.connect(self.src, self.split)
+            for ch in range(n_tx):
+                self.connect((self.split, ch), (self, ch))
+
+        def set(self, bufs) -> None:
+            b = np.atleast_2d(np.asarray(bufs, dtype=np.complex64))
+            if b.shape[0] != n_tx:
+                raise CalibrationError("bufs", f"{n_tx} rows (TX channels)", f"shape {b.shape}")
+            self.src.set_data(b.T.reshape(-1).tolist(), [])          # sample-major: all channels in step
+
+        def stop(self) -> None:
+            self.src.set_data([0j] * (1024 * n_tx), [])
+
+    return _CyclicTx()
 
 
 def make_capture_block(n_ch: int):

@@ -17,12 +17,13 @@ pattern's capture has the same time reference (an integer shift; fractional dela
 * ris: the same sweep with TX0 → RX0 at K receiver positions gives Y (T, K); :class:`RisStateCal`.
 * clutter: payload = the designed waveform X (n_tx, L); F consecutive periods → target-free snapshots
   r_f = vec(Y_f) (antenna index fastest, ``dim = n_rx·L``) for :class:`calibration.clutter.ClutterCovCal`.
-* chains (:func:`measure_chains`, no RIS): the :class:`ChainCal` stimulus x (zeros | Zadoff-Chu | zeros,
-  ``n_samples``) is its own sync. RX side: TX ``tx_chain`` sends x, all RX chains capture the same period
-  (splitter). TX side: one cyclic period of ``n_chains`` slots, chain i sends x alone in slot i (one chain
-  at a time, all in one buffer, so every chain shares one time and phase reference) into RX ``rx_chain``.
-  ``reps`` captures of one period each are aligned to the first one (integer lag of their circular
-  cross-correlation), averaged, then aligned to the frame; data = (n_chains, n_samples) for ``cal.run``.
+* chains (:func:`measure_chains`, no RIS): payload = slots of the :class:`ChainCal` stimulus x (zeros |
+  Zadoff-Chu | zeros, ``n_samples``) + ``CHAIN_TAIL`` zeros. RX side: one slot, TX ``tx_chain`` sends x, all
+  RX chains capture the same period (splitter). TX side: ``n_chains`` slots, chain i sends x alone in slot i
+  (one chain at a time, all in one cyclic buffer, so every chain shares the sync's time and phase
+  reference) into RX ``rx_chain``. ``reps`` captures of one period each are aligned to the first one
+  (integer lag of their circular cross-correlation), averaged, then aligned by the sync; data =
+  (n_chains, n_samples) for ``cal.run``.
 
 Switching transient: after the RIS acknowledges a pattern, ``settle`` samples are dropped before the
 capture (the front end also flushes stale buffers).
@@ -209,28 +210,33 @@ def measure_clutter(fe, X: np.ndarray, n_frames: int, *, settle: int = 256) -> H
     return HwRun(frames, y, [], {"waveform": X, "settle": settle})
 
 
-def chain_frame(cal: ChainCal, side: str, n_tx: int, tx_chain: int = 0) -> np.ndarray:
-    """The cyclic TX period of a chain measurement, (n_tx, P) complex, |x| <= 1.
+CHAIN_TAIL = 64          # zeros after the last chain slot: no chain's window reaches the next period's sync
 
-    ``side="rx"``: P = n_samples, row ``tx_chain`` = the stimulus, other rows zero.
-    ``side="tx"``: P = n_chains·n_samples, row i = the stimulus in slot i (samples i·n .. (i+1)·n − 1).
+
+def chain_frame(cal: ChainCal, side: str, n_tx: int, tx_chain: int = 0) -> np.ndarray:
+    """The cyclic TX period of a chain measurement, (n_tx, P) complex, |x| <= 1: :func:`build_frame` of
+    the slots plus ``CHAIN_TAIL`` zeros (the sync on TX0 gives the slots their time reference).
+
+    ``side="rx"``: one slot, row ``tx_chain`` = the stimulus x (``n_samples``), other rows zero.
+    ``side="tx"``: ``n_chains`` slots, row i = x in slot i, zero elsewhere (one chain at a time).
+    Slot i of the aligned period starts at SYNC_LEN + GUARD + i·n_samples.
     """
     x = cal.stimulus()
     n, C = x.size, cal.params["n_chains"]
     if side == "rx":
         if not 0 <= tx_chain < n_tx:
             raise CalibrationError("tx_chain", f"a TX chain index in [0, {n_tx})", tx_chain)
-        frame = np.zeros((n_tx, n), np.complex128)
-        frame[tx_chain] = x
-        return frame
+        pay = np.zeros((n_tx, n + CHAIN_TAIL), np.complex128)
+        pay[tx_chain, :n] = x
+        return build_frame(pay)
     if side != "tx":
         raise CalibrationError("side", "'tx' or 'rx'", repr(side))
     if C != n_tx:
         raise CalibrationError("n_chains", f"the {n_tx} TX chains in use (side 'tx')", C)
-    frame = np.zeros((n_tx, C * n), np.complex128)
+    pay = np.zeros((n_tx, C * n + CHAIN_TAIL), np.complex128)
     for i in range(C):
-        frame[i, i * n:(i + 1) * n] = x
-    return frame
+        pay[i, i * n:(i + 1) * n] = x
+    return build_frame(pay)
 
 
 def _xcorr_lag(y: np.ndarray, ref: np.ndarray) -> int:
@@ -243,7 +249,8 @@ def _xcorr_lag(y: np.ndarray, ref: np.ndarray) -> int:
 
 def measure_chains(fe, cal: ChainCal, *, reps: int = 4, settle: int = 0, tx_chain: int = 0, rx_chain: int = 0,
                    progress=None) -> HwRun:
-    """Chain measurement through a front end (module docstring): data (n_chains, n_samples) for ``cal.run``.
+    """Chain measurement through a front end (module docstring) [bench notes §5.1]: data (n_chains, n_samples)
+    for ``cal.run``.
 
     ``cal.params['side']`` picks the set-up: ``rx`` needs ``fe.n_rx == n_chains`` (TX ``tx_chain`` → splitter →
     all RX), ``tx`` needs ``fe.n_tx == n_chains`` (each TX in its slot → RX ``rx_chain``). Delays and phases are
@@ -276,13 +283,11 @@ def measure_chains(fe, cal: ChainCal, *, reps: int = 4, settle: int = 0, tx_chai
             step(f"capture {k + 1}/{reps}")
     finally:
         fe.tx_stop()
-    mean = np.mean(caps, axis=0)
-    refs = frame[tx_chain:tx_chain + 1] if side == "rx" else frame
-    s0 = _xcorr_lag(mean, refs)
-    mean = np.roll(mean, -s0, axis=1)
+    mean, s0 = align(np.mean(caps, axis=0), P)                   # the sync on TX0: slot 0 at SYNC_LEN + GUARD
     raw = np.roll(np.asarray(caps), -s0, axis=-1)
-    data = mean if side == "rx" else mean[0].reshape(C, n)
-    return HwRun(data, raw, [], {"frame": frame, "shifts": np.asarray(shifts) + s0, "reps": int(reps),
+    a = SYNC_LEN + GUARD
+    data = mean[:, a:a + n] if side == "rx" else mean[0, a:a + C * n].reshape(C, n)
+    return HwRun(data, raw, [], {"frame": frame, "shifts": (np.asarray(shifts) + s0) % P, "reps": int(reps),
                                  "settle": int(settle), "tx_chain": tx_chain, "rx_chain": rx_chain})
 
 

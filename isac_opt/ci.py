@@ -185,7 +185,7 @@ def worst_case_margin_init(Htil, S, gamma, amp: float, order: int) -> tuple[np.n
         Ar[l].value = np.concatenate([rows[l].real, -rows[l].imag], axis=1)
     ampp.value = float(amp)
     try:
-        prob.solve(solver=cp.CLARABEL)
+        prob.solve(solver=cp.CLARABEL, warm_start=False)  # same answer whatever was solved before
     except cp.error.SolverError:
         prob.solve(solver=cp.SCS, eps=1e-8)
     if prob.status not in ("optimal", "optimal_inaccurate"):

@@ -136,8 +136,13 @@ def cmd_reproduce(args) -> int:
     for n in names:
         out = Path(args.out) / n
         out.mkdir(parents=True, exist_ok=True)
-        paths = registry.REPRODUCE[n].run(out_dir=str(out), quick=args.quick, workers=args.workers,
-                                          **_kv(args.set))
+        kw = _kv(args.set)
+        if args.executor:
+            kw["executor"] = args.executor
+        if args.scheduler:
+            kw.setdefault("executor", "dask")
+            kw["scheduler"] = args.scheduler
+        paths = registry.REPRODUCE[n].run(out_dir=str(out), quick=args.quick, workers=args.workers, **kw)
         for p in paths or []:
             print(p)
     return 0
@@ -216,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="out/reproduce", help="output directory [default out/reproduce]")
     r.add_argument("--quick", action="store_true", help="small configuration (CI-sized)")
     r.add_argument("--workers", type=int, default=1, help="local worker processes [default 1]")
+    r.add_argument("--executor", choices=("local", "dask"), default=None,
+                   help="where Monte-Carlo chunks run: local processes (joblib) or a Dask cluster "
+                        "[default local]")
+    r.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask; "
+                        "without it a temporary local cluster of --workers processes is started)")
     r.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="target options")
     r.set_defaults(func=cmd_reproduce)
 

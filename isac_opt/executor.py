@@ -124,7 +124,7 @@ def connect(scheduler, timeout: float = 10.0):
     if isinstance(scheduler, Client):
         return scheduler
     if not isinstance(scheduler, str) or not scheduler.strip():
-        raise ExecutorError(f"scheduler (--set scheduler=...): expected an address such as tcp://127.0.0.1:8786, "
+        raise ExecutorError(f"--scheduler: expected an address such as tcp://127.0.0.1:8786, "
                             f"got {scheduler!r}")
     addr = scheduler.strip()
     try:
@@ -132,7 +132,7 @@ def connect(scheduler, timeout: float = 10.0):
         return Client(addr, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ExecutorError(f"scheduler (--set scheduler={addr}): cannot connect to a Dask scheduler ({msg[:160]}); "
+        raise ExecutorError(f"--scheduler {addr}: cannot connect to a Dask scheduler ({msg[:160]}); "
                             f"start one with `dask scheduler` and workers with `dask worker {addr}`, "
                             f"or leave scheduler unset for a local cluster") from None
 
@@ -167,7 +167,7 @@ def run_chunks(fn: Callable[[Any], Any], chunks: Sequence, *, executor: str = "l
     """
     w = _check(executor, workers)
     if executor == "local" and scheduler not in (None, ""):
-        raise ExecutorError("scheduler (--set scheduler=...): only used with executor=dask; "
+        raise ExecutorError("--scheduler: only used with executor=dask; "
                             "add --set executor=dask or drop the scheduler")
     chunks = list(chunks)
     out: list = [None] * len(chunks)

@@ -1,4 +1,4 @@
-"""Hardware paths of ``calibrate channels|ris|clutter`` against a simulated front end with hidden truth.
+"""Hardware paths of ``calibrate chains|channels|ris|clutter`` against a simulated front end with hidden truth.
 
 The fake front end (:class:`calibration.fake_frontend.SimFrontEnd`) plays a continuous cyclic TX buffer
 through hidden chain gains and a channel that follows the pattern the in-process RIS simulator
@@ -253,7 +253,8 @@ def test_clutter_frames_of_the_design_waveform(monkeypatch, capsys, tmp_path):
 
 @pytest.mark.skipif(not NO_SDR, reason="hardware is configured (SDR_URI set)")
 @pytest.mark.parametrize("what, extra", [("channels", ["--ris", "sim://nohw"]), ("ris", ["--ris", "sim://nohw"]),
-                                         ("clutter", ["--design", "x.npz"])])
+                                         ("clutter", ["--design", "x.npz"]), ("chains", ["--side", "rx"]),
+                                         ("chains", ["--side", "tx"])])
 @pytest.mark.parametrize("backend", ["pluto", "uhd"])
 def test_no_hardware_one_line_exit_2(capsys, tmp_path, monkeypatch, backend, what, extra):
     monkeypatch.delenv("SDR_URI", raising=False)
@@ -278,9 +279,10 @@ def test_missing_ris_url_is_one_line(monkeypatch, capsys, tmp_path):
 
 
 @pytest.mark.hardware
-@pytest.mark.parametrize("what", ["channels", "ris", "clutter"])
+@pytest.mark.parametrize("what", ["channels", "ris", "clutter", "chains"])
 def test_real_bench(tmp_path, capsys, what):
-    """Real path: SDR_URI (+ RIS_URI for channels/ris, CAL_DESIGN for clutter) on a cabled/over-the-air bench."""
+    """Real path: SDR_URI (+ RIS_URI for channels/ris, CAL_DESIGN for clutter; chains: CAL_CHAINS_SIDE rx =
+    TX0 through a splitter into all RX [default], tx = every TX through a combiner into RX0) on a bench."""
     uri = os.environ.get("SDR_URI")
     if not uri:
         pytest.skip("set SDR_URI (e.g. ip:192.168.2.1 or serial=...) to run")
@@ -296,6 +298,8 @@ def test_real_bench(tmp_path, capsys, what):
         if not os.environ.get("CAL_DESIGN"):
             pytest.skip("set CAL_DESIGN to a design file with M = TX chains")
         argv += ["--design", os.environ["CAL_DESIGN"]]
+    if what == "chains":
+        argv += ["--side", os.environ.get("CAL_CHAINS_SIDE", "rx")]
     rc = cli.main(argv)
     out, err = capsys.readouterr()
     if what == "ris" and rc == 2 and "rank" in err:
@@ -303,6 +307,8 @@ def test_real_bench(tmp_path, capsys, what):
     assert rc == 0, err
     cal = Calibration.load(tmp_path / "hw", expect_key={"hardware_ids": {"sdr": uri}})
     assert all(np.all(np.isfinite(v)) for v in cal.coefs.values())
+    if what == "chains":
+        assert cal.coefs["delay"][0] == 0.0 and cal.coefs["gain"][0] == 1.0      # relative to chain 0
 
 
 if __name__ == "__main__":  # pragma: no cover
@@ -379,13 +385,171 @@ def test_uhd_capture_block_records_skip_plus_n():
 
 @pytest.mark.skipif(not NO_SDR, reason="hardware is configured (SDR_URI set)")
 @pytest.mark.parametrize("backend", ["pluto", "uhd"])
-def test_no_hardware_subprocess_prints_exactly_one_line(tmp_path, backend):
+@pytest.mark.parametrize("what", [["channels", "--ris", "sim://x"], ["chains", "--side", "tx"]])
+def test_no_hardware_subprocess_prints_exactly_one_line(tmp_path, backend, what):
     """The real command line (C-library chatter included): one stderr line, exit code 2."""
     import subprocess
     env = dict(os.environ)
     env.pop("SDR_URI", None)
-    r = subprocess.run([sys.executable, "-m", "calibration.cli", "channels", "--backend", backend, "--ris",
-                        "sim://x", "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120,
+    r = subprocess.run([sys.executable, "-m", "calibration.cli"] + what + ["--backend", backend,
+                        "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120,
                        env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("isac-testbed calibrate: "), r.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+# --------------------------------------------------------------------------------------------- chains
+# Tolerances of the sim backend (tests/test_calibration_cli.py): phase 1 deg, gain 0.1 dB, delay 0.05 sample.
+CHAIN_TOL = {"phase": 1.0, "gain_db": 0.1, "delay": 0.05}
+
+
+def _chains_fe(seed, side, n_chains, n_tx_rx_side=1, noise_std=0.1):
+    """Fake bench for a chain measurement: hidden complex gains AND fractional delays on every chain
+    (up to ±8 samples); a splitter (rx side) or a combiner into RX0 (tx side) with equal arms (H = 1).
+    noise_std 0.1 = 20 dB per-sample SNR at unit chain gains (14 dB worst case with ±3 dB chains)."""
+    rng = np.random.default_rng(seed)
+    n_tx, n_rx = (n_tx_rx_side, n_chains) if side == "rx" else (n_chains, 1)
+    return SimFrontEnd(rng, n_tx=n_tx, n_rx=n_rx, channel=lambda g, k: np.ones((n_rx, n_tx)),
+                       noise_std=noise_std, chain_delay_max=8.0)
+
+
+def _chain_truth(fe, side):
+    """Hidden truth relative to chain 0 (what a reference-0 ChainCal reports): g_i/g_0, d_i − d_0."""
+    g, d = (fe.g_rx, fe.d_rx) if side == "rx" else (fe.g_tx, fe.d_tx)
+    return g / g[0], d - d[0]
+
+
+def _chain_errors(gain, delay, g_true, d_true):
+    return {"phase": float(np.max(np.abs(np.degrees(np.angle(np.asarray(gain) / g_true))))),
+            "gain_db": float(np.max(np.abs(20 * np.log10(np.abs(np.asarray(gain) / g_true))))),
+            "delay": float(np.max(np.abs(np.asarray(delay) - d_true)))}
+
+
+@pytest.mark.parametrize("side", ["rx", "tx"])
+def test_chains_measurement_recovers_hidden_chains(side):
+    """measure_chains through the fake front end: random capture offsets on every rx call, hidden gains and
+    fractional delays (TX chains one at a time in their slots of one cyclic buffer; RX chains all at once)."""
+    from calibration.chains import ChainCal
+    from calibration.hw_measure import measure_chains
+    for seed in range(3):
+        fe = _chains_fe(seed, side, 3)
+        cal = ChainCal(n_chains=3, side=side, reference=0)
+        run = measure_chains(fe, cal, reps=4)
+        assert fe.rx_calls == 4 and run.data.shape == (3, cal.params["n_samples"])
+        assert run.raw.shape == (4, 3 if side == "rx" else 1, run.extra["frame"].shape[1])
+        cal.run(run.data)
+        err = _chain_errors(cal.coefs["gain"], cal.coefs["delay"], *_chain_truth(fe, side))
+        assert all(err[k] < CHAIN_TOL[k] for k in CHAIN_TOL), (seed, err)
+        assert np.max(np.abs(_chain_truth(fe, side)[1])) > 1.0               # the delays were not trivial
+
+
+def test_chains_tx_frame_layout_sync_and_slots():
+    """Without the TX0 sync the slots of identical preambles are indistinguishable: the chain order (and so
+    the relative delays) would be a guess — the frame must carry the sync (guard against regressions)."""
+    from calibration.chains import ChainCal
+    from calibration.hw_measure import SYNC_LEN, chain_frame
+    cal = ChainCal(n_chains=3, side="tx", reference=0)
+    frame = chain_frame(cal, "tx", 3)
+    n = cal.params["n_samples"]
+    assert np.count_nonzero(frame[1:, :SYNC_LEN]) == 0 and np.count_nonzero(frame[0, :SYNC_LEN]) == SYNC_LEN
+    for i in range(3):                                                     # chain i alone in slot i
+        slot = frame[:, SYNC_LEN + 16 + i * n: SYNC_LEN + 16 + (i + 1) * n]
+        np.testing.assert_allclose(slot[i], cal.stimulus(), atol=1e-12)
+        assert np.count_nonzero(np.delete(slot, i, axis=0)) == 0
+
+
+def _fake_open_checked(fe, backend_seen):
+    """open_frontend stand-in that checks the chain counts the CLI asks for."""
+    def open_frontend(backend, uri, *, n_tx, n_rx, **kw):
+        assert (n_tx, n_rx) == (fe.n_tx, fe.n_rx), ((n_tx, n_rx), (fe.n_tx, fe.n_rx))
+        backend_seen.append(backend)
+        return fe
+    return open_frontend
+
+
+@pytest.mark.parametrize("backend", ["pluto", "uhd"])
+@pytest.mark.parametrize("side", ["rx", "tx"])
+def test_cli_chains_hardware_with_fake_front_end(monkeypatch, capsys, tmp_path, backend, side):
+    """``calibrate chains --backend pluto|uhd --side rx|tx``: the same code on both backends; the file
+    carries the front end's key; the SigMF raw captures re-estimate to the same coefficients."""
+    from calibration import frontend
+    from calibration.chains import ChainCal
+    from calibration.hw_measure import GUARD, SYNC_LEN
+    n_default_tx = 2 if backend == "pluto" else 1                          # TX chains opened for the rx side
+    fe = _chains_fe(7, side, 2, n_tx_rx_side=n_default_tx)
+    seen = []
+    monkeypatch.setattr(frontend, "open_frontend", _fake_open_checked(fe, seen))
+    rc = cli.main(["chains", "--backend", backend, "--side", side, "--n-chains", "2", "--json",
+                   "--out", str(tmp_path / "c"), "--sigmf", str(tmp_path / "sig")])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert seen == [backend]
+    rep = json.loads(out)
+    cal = Calibration.load(tmp_path / "c", expect_key={"hardware_ids": {"sdr": "fake://FAKE-0001"},
+                                                       "lo_hz": fe.lo_hz, "fs_hz": fe.fs_hz})
+    assert cal.kind == "ChainCal" and cal.params["side"] == side and cal.params["reference"] == 0
+    g_true, d_true = _chain_truth(fe, side)
+    err_ = _chain_errors(cal.coefs["gain"], cal.coefs["delay"], g_true, d_true)
+    assert all(err_[k] < CHAIN_TOL[k] for k in CHAIN_TOL), err_
+    # the JSON report says the same as the file
+    np.testing.assert_allclose(rep["delay_samples"], cal.coefs["delay"], atol=1e-12)
+    np.testing.assert_allclose(rep["gain_db"], 20 * np.log10(np.abs(cal.coefs["gain"])), atol=1e-9)
+    key = json.loads((tmp_path / "c.json").read_text())["key"]
+    assert key["hardware_ids"]["sdr_hw_serial"] == "FAKE-0001" and key["gains_db"] == [0.0] * (fe.n_rx + fe.n_tx)
+    # raw captures: reps aligned periods; averaging them and cutting the slots gives the file's estimate
+    from sigmf import sigmffile
+    rec = sigmffile.fromfile(rep["sigmf"])
+    assert rec.get_global_field("ris:calibration_id") == rep["calibration_id"]
+    assert rec.get_global_field("ris:side") == side and len(rec.get_captures()) == 4
+    y = np.asarray(rec.read_samples()).reshape(4, -1, 1 if side == "tx" else 2)      # (reps, P, R)
+    mean = y.mean(axis=0).T.astype(np.complex128)
+    n = cal.params["n_samples"]
+    a = SYNC_LEN + GUARD
+    data = mean[:, a:a + n] if side == "rx" else mean[0, a:a + 2 * n].reshape(2, n)
+    again = ChainCal(n_chains=2, side=side, reference=0)
+    again.run(data)
+    np.testing.assert_allclose(again.coefs["delay"], cal.coefs["delay"], atol=1e-3)     # complex64 file
+    np.testing.assert_allclose(again.coefs["gain"], cal.coefs["gain"], atol=1e-4)
+
+
+def test_pluto_front_end_chains_glue(monkeypatch):
+    """``calibrate chains`` RX side through PlutoFrontEnd (full-scale scaling, buffer sizing, flushes) over an
+    ``adi.ad9361`` stand-in that forwards the DMA buffers to the fake bench (2 TX enabled, TX0 sends)."""
+    import types
+    from calibration.chains import ChainCal
+    from calibration.frontend import PlutoFrontEnd
+    from calibration.hw_measure import measure_chains
+    sim = _chains_fe(3, "rx", 2, n_tx_rx_side=2)
+    _Ad9361OverSimBench.bench = sim
+    monkeypatch.setitem(sys.modules, "adi", types.SimpleNamespace(ad9361=_Ad9361OverSimBench))
+    fe = PlutoFrontEnd("ip:fake", lo_hz=2.4e9, fs_hz=2e6, flush=2)
+    cal = ChainCal(n_chains=2, side="rx", reference=0)
+    run = measure_chains(fe, cal, reps=3)
+    assert fe.sdr.rx_calls == 3 * 3 and fe.sdr.rx_buffer_size == run.extra["frame"].shape[1]
+    cal.run(run.data)
+    err = _chain_errors(cal.coefs["gain"], cal.coefs["delay"], *_chain_truth(sim, "rx"))
+    assert all(err[k] < CHAIN_TOL[k] for k in CHAIN_TOL), err
+
+
+def test_uhd_cyclic_tx_keeps_the_channels_in_step():
+    """UhdFrontEnd's TX source: every channel repeats its own buffer, all starting on the same sample."""
+    gr = pytest.importorskip("gnuradio.gr")
+    from gnuradio import blocks
+    from calibration.frontend import make_cyclic_tx
+    P = 37
+    bufs = np.stack([np.arange(P) + 1j, -(np.arange(P) + 2j), 3 * np.arange(P) + 0j]).astype(np.complex64)
+    tb = gr.top_block()
+    tx = make_cyclic_tx(3)
+    tx.set(bufs)
+    sinks = []
+    for ch in range(3):
+        h, v = blocks.head(gr.sizeof_gr_complex, 5 * P), blocks.vector_sink_c()
+        tb.connect((tx, ch), h, v)
+        sinks.append(v)
+    tb.run()
+    for ch in range(3):
+        np.testing.assert_array_equal(np.asarray(sinks[ch].data()), np.tile(bufs[ch], 5))
+    from calibration.errors import CalibrationError
+    with pytest.raises(CalibrationError, match="bufs"):
+        tx.set(bufs[:2])

@@ -65,3 +65,13 @@ def test_help_everywhere():
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 0
+
+
+def test_reproduce_executor_flags_errors(capsys, tmp_path):
+    # a target without Monte-Carlo chunks refuses a distributed executor instead of ignoring it
+    assert main(["reproduce", "fig8", "--executor", "dask", "--out", str(tmp_path)]) == 2
+    assert "supported by fig4-fig7" in capsys.readouterr().err
+    # an unreachable scheduler is one line naming it
+    assert main(["reproduce", "fig4", "--quick", "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "scheduler" in err and "Traceback" not in err

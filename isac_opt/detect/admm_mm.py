@@ -94,7 +94,7 @@ def _solve(prob):
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*too many parameters.*")
-            prob.solve(solver=cp.CLARABEL)
+            prob.solve(solver=cp.CLARABEL, warm_start=False)  # results must not depend on history
     except cp.error.SolverError:
         prob.solve(solver=cp.SCS, eps=1e-9)
     return prob.status in ("optimal", "optimal_inaccurate")

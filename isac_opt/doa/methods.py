@@ -108,6 +108,11 @@ register_trainer(Target("doa", "paper A DoA: unfolded ADMM-PHR-ALM-DFP (CRB) + u
 def _target(name):
     def run(out_dir, quick=False, workers=1, **kw):
         from . import figures
+        from ..errors import IsacError
+        # these targets run batched torch per point in one process (no Monte-Carlo chunks to ship)
+        if kw.pop("executor", "local") != "local" or kw.pop("scheduler", None):
+            raise IsacError(f"reproduce {name}: runs batched in one process; --executor dask is "
+                            f"supported by fig4-fig7 and b-fig4..b-fig10 only")
         return getattr(figures, name)(out_dir, quick=quick, workers=workers, **kw)
     return run
 

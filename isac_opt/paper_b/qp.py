@@ -232,7 +232,7 @@ class CvxQP:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*too many parameters.*")
             try:
-                self.prob.solve(solver=cp.CLARABEL)
+                self.prob.solve(solver=cp.CLARABEL, warm_start=False)  # results must not depend on history
             except cp.error.SolverError:
                 self.prob.solve(solver=cp.SCS, eps=1e-9)
         if self.prob.status not in ("optimal", "optimal_inaccurate"):
