@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -27,16 +26,9 @@ from isac_opt.detect.core import make_batch, start_point  # noqa: E402
 from isac_opt.detect.methods import get_net  # noqa: E402
 from isac_opt.detect.unfolded import DEFAULT_INIT, LITE_CFG, PAPER_CFG, run_batch  # noqa: E402
 from isac_opt.unfold import ConstantParams  # noqa: E402
+from isac_opt.sysinfo import machine_description as _machine  # noqa: E402
 
 
-def _machine() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None):

@@ -120,7 +120,28 @@ def _board_from_idn(f: dict, board: BoardSpec | None) -> BoardSpec:
     return board
 
 
-class SerialRis:
+class _LinkClient:
+    """Lifecycle shared by the serial clients: idempotent ``close``, context manager, status ``__repr__``."""
+
+    protocol = ""
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return status_table(f"{type(self).__name__}({self.url!r}, {self.protocol})", self.board,
+                            self.firmware, self.serial, self.last, self.stats)
+
+
+class SerialRis(_LinkClient):
     """Client of the ``ris1`` protocol over any :class:`Transport`.
 
     Parameters
@@ -290,23 +311,9 @@ class SerialRis:
                     if frame.name == "READY":
                         return
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.transport.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __repr__(self):
-        return status_table(f"{type(self).__name__}({self.url!r}, {self.protocol})", self.board,
-                            self.firmware, self.serial, self.last, self.stats)
 
 
-class OsrisRis:
+class OsrisRis(_LinkClient):
     """Client of the OpenSourceRIS command set (``!0x<hex>`` -> ``#OK``, ``?Pattern`` -> ``#0X<hex>``).
 
     The firmware has no sequence numbers, no CRC, and stays silent on bad input, so a timeout is the only
@@ -409,17 +416,3 @@ class OsrisRis:
                 elif text == "#READY!":
                     return
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.transport.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __repr__(self):
-        return status_table(f"OsrisRis({self.url!r}, osris)", self.board, self.firmware, self.serial,
-                            self.last, self.stats)

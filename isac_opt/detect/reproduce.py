@@ -30,6 +30,7 @@ from ..channels import draw_channels, realisation_rng
 from ..config import ScenarioA
 from ..executor import cold_solves, run_chunks
 from ..registry import Target, register_target
+from ..sysinfo import machine_description as _machine
 
 CURVES = ("Prop. w/ RIS", "Prop. rand. RIS", "Prop. w/o RIS", "ADMM-MM", "Radar-only")
 _UNF = {"Prop. w/ RIS": "ris", "Prop. rand. RIS": "random-ris", "Prop. w/o RIS": "no-ris"}
@@ -227,15 +228,6 @@ def _write(name, out, xlabel, agg, pfa_grid) -> list:
     return [comb, png] + paths
 
 
-def _machine() -> str:
-    import platform
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, seed: int = 2025,

@@ -188,7 +188,7 @@ def fig9(out_dir, quick=False, workers=1, **kw):
     if quick:
         curves = [(c, (Tq if T is None else max(1, Tq * T // 60)), lab) for c, T, lab in curves]
     rows = []
-    radar_cache = None
+    radar_cache = radar_X = None
     for g in tqdm(gammas, desc="fig9", file=sys.stderr):
         scn = ScenarioA(power_w=_dbm_to_w(40), gamma_db=(float(g),) * 3)
         chs = test_set(scn, n)

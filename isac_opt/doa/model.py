@@ -238,14 +238,7 @@ class DoaNet:
 
     @classmethod
     def load(cls, path) -> "DoaNet":
-        path = Path(path)
-        if not path.is_file():
-            raise WeightsError(f"{path}: no such weights file")
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            meta = json.loads(blob["meta"])
-        except Exception as e:  # damaged / foreign file
-            raise WeightsError(f"{path}: not a readable DoA weights file ({type(e).__name__}: {e})") from None
+        path, blob, meta = read_weights(path, "DoA weights file")
         if meta.get("format") != "ris-isac-testbed/doa-unfolded":
             raise WeightsError(f"{path}: format {meta.get('format')!r}, expected 'ris-isac-testbed/doa-unfolded'")
         cfg = DoaConfig(**meta["cfg"])
@@ -257,3 +250,16 @@ class DoaNet:
         except RuntimeError as e:
             raise WeightsError(f"{path}: weights do not match the recorded configuration ({e})") from None
         return net
+
+
+def read_weights(path, what: str = "weights file"):
+    """Open a ``torch.save``'d {meta (JSON), state_dict} weights file; WeightsError if missing/damaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        meta = json.loads(blob["meta"])
+    except Exception as e:  # damaged / foreign file
+        raise WeightsError(f"{path}: not a readable {what} ({type(e).__name__}: {e})") from None
+    return path, blob, meta

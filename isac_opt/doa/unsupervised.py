@@ -22,7 +22,7 @@ from ..channels import ChannelsA
 from ..config import ScenarioA
 from ..unfold import CIConstraint
 from .crb_torch import DoaProblem
-from .model import WeightsError
+from .model import WeightsError, read_weights
 
 __all__ = ["UnsupervisedDoa", "features"]
 
@@ -111,14 +111,7 @@ class UnsupervisedDoa(nn.Module):
 
     @classmethod
     def load(cls, path) -> "UnsupervisedDoa":
-        path = Path(path)
-        if not path.is_file():
-            raise WeightsError(f"{path}: no such weights file")
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            meta = json.loads(blob["meta"])
-        except Exception as e:
-            raise WeightsError(f"{path}: not a readable weights file ({type(e).__name__}: {e})") from None
+        path, blob, meta = read_weights(path, "weights file")
         if meta.get("format") != "ris-isac-testbed/doa-unsupervised":
             raise WeightsError(f"{path}: format {meta.get('format')!r}, expected 'ris-isac-testbed/doa-unsupervised'")
         m = cls(ScenarioA.from_dict(meta["train_scenario"]), meta["K_max"], meta["hidden"])
