@@ -122,13 +122,16 @@ def run_bench(args) -> tuple[dict, dict, object, object]:
     else:
         scn = load_scenario(args.scenario)
         if not isinstance(scn, ScenarioA):
-            raise ValueError(f"scenario {args.scenario!r} is of kind {scn.kind!r}; the bench runs paper-A designs")
+            raise ValueError(f"scenario {args.scenario!r} is of kind {scn.kind!r}; `run` runs paper-A designs "
+                             f"(paper B: grc/flowgraphs/risisac_headless_sim_b.grc, or "
+                             f"`python -m isac_opt.bench.channel_b DESIGN`)")
         method = get_method(args.method, "paper-a")
         d = method.run(scn, args.seed)
         design_path = work / "design.npz"
         d.save(design_path)
     if not hasattr(d, "X") or not isinstance(d.scenario, ScenarioA):
-        raise ValueError("the bench runs paper-A designs only")
+        raise ValueError("`run` runs paper-A designs only (paper B: grc/flowgraphs/risisac_headless_sim_b.grc, "
+                         "or `python -m isac_opt.bench.channel_b DESIGN`)")
     N = d.scenario.N
     ris_state = {"url": "ideal"}
     if args.ris == "ideal":
