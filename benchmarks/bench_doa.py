@@ -2,7 +2,8 @@
 and the time per design of the unfolded DoA network at N = 32/64/128.
 
 Goals (issue 4): time per design within 1.5x of the detection network's at the same N (the detection
-network is timed here too when ``isac_opt.registry`` has the ``unfolded`` method).
+network is timed here too when ``isac_opt.registry`` has the ``unfolded`` method); ``unfolded-doa`` (60 layers)
+and ``unfolded-doa-lite`` (20 layers) are both timed, with the split start / network / CI repair at N = 64.
 Prints a table with machine, dtype, threads. Usage: ``.venv/bin/python benchmarks/bench_doa.py [--repeat N]``
 (``--repeat 1`` for a quick run).
 """
@@ -77,27 +78,46 @@ def main():
     for name, t in rows:
         print(f"{name:52s} {t * 1e3:10.3f} ms")
     # time per design
-    from isac_opt.doa.methods import WEIGHTS_DIR, load_net
+    from isac_opt.doa.methods import WEIGHTS, WEIGHTS_DIR, load_net
+    from isac_opt.doa.model import repair_ci
     from isac_opt.registry import get_method
-    have = (WEIGHTS_DIR / "doa_unfolded_K3.pt").is_file()
-    print(f"\n{'N':>4s} {'DoA unfolded design (s)':>24s} {'detection unfolded (s)':>24s} {'ratio':>7s}")
+
+    def per_design(name, s, c):
+        if name.startswith("unfolded-doa") and not (WEIGHTS_DIR / WEIGHTS[name]).is_file():
+            return float("nan")
+        try:
+            m = get_method(name, "paper-a")
+            m.run(s, 1, channels=c)
+        except Exception as e:  # noqa: BLE001
+            print(f"  ({name} not timed: {e})")
+            return float("nan")
+        return timeit(lambda: m.run(s, 1, channels=c), max(1, rep // 10))
+
+    # where the time of one unfolded-doa design goes (N = 64)
+    if (WEIGHTS_DIR / WEIGHTS["unfolded-doa"]).is_file():
+        s = ScenarioA(N=64)
+        c = draw_channels(s, realisation_rng(2, 64))
+        for name in ("unfolded-doa", "unfolded-doa-lite"):
+            if not (WEIGHTS_DIR / WEIGHTS[name]).is_file():
+                continue
+            net = load_net(name)
+            st = start_points(s, [c], "ris", 1)
+            b = DoaBatch(s, [c], st, net.cfg, "ris")
+            t_s = timeit(lambda: start_points(s, [c], "ris", 1), max(1, rep // 5))
+            t_n = timeit(lambda: net.infer(DoaBatch(s, [c], st, net.cfg, "ris")), max(1, rep // 10))
+            X, P = b.designs(net.infer(b))
+            t_r = timeit(lambda: repair_ci(s, [c], X, P, st), max(1, rep // 5))
+            print(f"{name} (T={net.cfg.T}) at N=64: start {t_s * 1e3:.1f} ms, network {t_n * 1e3:.1f} ms, "
+                  f"CI repair {t_r * 1e3:.1f} ms")
+    print(f"\n{'N':>4s} {'unfolded-doa (s)':>17s} {'unfolded-doa-lite (s)':>22s} {'detection unfolded (s)':>23s} "
+          f"{'ratio':>6s} {'ratio lite':>10s}")
     for N in (32, 64, 128):
         s = ScenarioA(N=N)
         c = draw_channels(s, realisation_rng(2, N))
-        if have:
-            m = get_method("unfolded-doa", "paper-a")
-            m.run(s, 1, channels=c)
-            t_doa = timeit(lambda: m.run(s, 1, channels=c), max(1, rep // 10))
-        else:
-            t_doa = float("nan")
-        try:
-            d = get_method("unfolded", "paper-a")
-            t_det = timeit(lambda: d.run(s, 1, channels=c), max(1, rep // 10))
-        except Exception as e:  # noqa: BLE001
-            print(f"  (detection network not timed: {e})")
-            t_det = float("nan")
-        print(f"{N:4d} {t_doa:24.3f} {t_det:24.3f} {t_doa / t_det:7.2f}")
-
+        t_doa = per_design("unfolded-doa", s, c)
+        t_lite = per_design("unfolded-doa-lite", s, c)
+        t_det = per_design("unfolded", s, c)
+        print(f"{N:4d} {t_doa:17.3f} {t_lite:22.3f} {t_det:23.3f} {t_doa / t_det:6.2f} {t_lite / t_det:10.2f}")
 
 if __name__ == "__main__":
     main()

@@ -86,7 +86,7 @@ def test_unsupervised_training_and_zero_padding(tiny, tmp_path):
     m.save(tmp_path / "u.pt")
     m2 = UnsupervisedDoa.load(tmp_path / "u.pt")
     X2, _ = m2.design(scn, chs)
-    np.testing.assert_allclose(X2[0], X[0], rtol=0, atol=1e-4 * scn.amp)   # weights stored in float32
+    np.testing.assert_allclose(X2[0], X[0], rtol=0, atol=3e-2 * scn.amp)   # weights stored in float16
     # zero padding: K* = 3 ≤ K_max runs, K* = 4 > K_max is refused
     scn3 = _with_K(scn, 3)
     chs3 = [draw_channels(scn3, realisation_rng(1, i)) for i in range(2)]
@@ -98,10 +98,32 @@ def test_unsupervised_training_and_zero_padding(tiny, tmp_path):
         m2.check_fits(_with_K(scn, 4))
 
 
+def test_residual_unsupervised_starts_at_a10_start(tiny, tmp_path):
+    """A residual MLP (zero output layer) returns the A.10 start exactly; it needs the start; the ω ramp
+    runs from ω to ω_end; the residual flag survives save/load."""
+    scn, chs, starts = tiny
+    fresh = UnsupervisedDoa(scn, 3, (16, 8), seed=0, residual=True)
+    X, P = fresh.design(scn, chs, starts)
+    for x, p, st in zip(X, P, starts):
+        np.testing.assert_allclose(x, st.X0, rtol=0, atol=1e-12 * scn.amp)
+        np.testing.assert_allclose(p, st.phi0, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="start"):
+        fresh(scn, features(scn, chs, 3, starts))
+    logs = []
+    m = train_unsupervised(scn, chs, starts, K_max=3, hidden=(16, 8), epochs=12, batch_size=4, lr=3e-3,
+                           seed=0, log=logs.append, omega_end=100.0, residual=True)
+    assert any("ω 100" in s for s in logs) and any("ω 10," in s for s in logs)
+    m.save(tmp_path / "r.pt")
+    m2 = UnsupervisedDoa.load(tmp_path / "r.pt")
+    assert m2.residual
+    X2, P2 = m2.design(scn, chs, starts)
+    assert np.allclose(np.abs(X2[0]), scn.amp) and np.allclose(np.abs(P2[0]), 1.0)
+
+
 def test_registered_methods():
     from isac_opt.registry import get_method, load_extensions
     load_extensions()
-    for name in ("unfolded-doa", "unfolded-doa-alm", "unsupervised-doa", "classical-doa"):
+    for name in ("unfolded-doa", "unfolded-doa-lite", "unfolded-doa-alm", "unsupervised-doa", "classical-doa"):
         assert get_method(name, "paper-a").name == name
     from isac_opt.registry import REPRODUCE, TRAINERS
     assert "doa" in TRAINERS and {"fig8", "fig9", "fig10", "table2"} <= set(REPRODUCE)

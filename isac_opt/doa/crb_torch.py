@@ -164,7 +164,24 @@ def crb_prep(prob: DoaProblem, phi):
     dbR = torch.einsum("bn,bnm->bm", prob.dBr * phi, p.Gb)
     alpha = torch.cat([a[:, 1:], torch.stack([a0, da0, a0, daR, a0], dim=1)], dim=1)
     A = torch.einsum("bim,bjm->bij", alpha.conj(), alpha)
-    return a, b, dbR, alpha, A
+    # all transmit-side legs in one (B, Q+3, M) stack: [b (Q+1) | ∂b0 | ∂bR] (one einsum with u per call)
+    Bx = torch.cat([b, prob.dB0.expand(Bn, 1, -1), dbR[:, None]], dim=1)
+    return a, b, dbR, alpha, A, Bx
+
+
+_CONST: dict = {}
+
+
+def _consts(Q: int, cdt, rdt, device):
+    """Cached constant matrices of :func:`crb_value_grad` (E (5, 3), I_Q, I_5, I_2)."""
+    key = (Q, cdt, rdt, str(device))
+    c = _CONST.get(key)
+    if c is None:
+        E = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], dtype=cdt, device=device)
+        c = (E, E.T.contiguous(), torch.eye(Q, dtype=cdt, device=device), torch.eye(5, dtype=cdt, device=device),
+             torch.eye(2, dtype=rdt, device=device))
+        _CONST[key] = c
+    return c
 
 
 def crb_value_grad(prob: DoaProblem, u, phi, wrt=("x",), ridge: float = 0.0, pre=None):
@@ -181,34 +198,32 @@ def crb_value_grad(prob: DoaProblem, u, phi, wrt=("x",), ridge: float = 0.0, pre
     Returns (crb (B,), G_u or None, G_φ or None).
     """
     p = prob.det
-    a, b, dbR, alpha, A = pre if pre is not None else crb_prep(prob, phi)
-    t = p.shift_right(torch.einsum("bim,bml->bil", b, u))
+    a, b, dbR, alpha, A, Bx = pre if pre is not None else crb_prep(prob, phi)
     Q = a.shape[1] - 1
+    tt = torch.einsum("bim,bml->bil", Bx, u)                             # (B, Q+3, L) before the shifts
+    t = p.shift_right(tt[:, :Q + 1])
     t0 = t[:, 0]
     Bn = a.shape[0]
-    dt0 = _shift(p, 0, torch.einsum("m,bml->bl", prob.dB0, u))
-    dtR = _shift(p, 0, torch.einsum("bm,bml->bl", dbR, u))
-    tau = torch.cat([t[:, 1:], torch.stack([t0, t0, dt0, t0, dtR], dim=1)], dim=1)
+    dts = tt[:, Q + 1:, p.idx_r[0]] * p.ok_r[0]                          # [ṫ0, ṫR] shifted like row 0
+    tau = torch.cat([t[:, 1:], t0[:, None], t0[:, None], dts[:, :1], t0[:, None], dts[:, 1:]], dim=1)
     T = torch.einsum("bil,bjl->bij", tau.conj(), tau)
     P = A * T
     Pyy = P[:, Q:, Q:]
     cdt = P.dtype
+    E, ET, eyeQ, eye5, eye2 = _consts(Q, cdt, u.real.dtype, P.device)
     if Q > 0:
-        eye = torch.eye(Q, dtype=cdt, device=P.device)
-        Lc = torch.linalg.cholesky(eye + P[:, :Q, :Q])
+        Lc = torch.linalg.cholesky(eyeQ + P[:, :Q, :Q])
         Ruy = P[:, :Q, Q:]
         Z = torch.cholesky_solve(Ruy, Lc)                               # (B, Q, 5)
         W5 = Pyy - Ruy.conj().transpose(-1, -2) @ Z
     else:
         Z = None
         W5 = Pyy
-    E = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], dtype=cdt, device=P.device)
-    W = E.T @ W5 @ E
+    W = ET @ W5 @ E
     w = W[:, 0, 0].real
     bv = W[:, 1:, 0]                                                    # (B, 2)
     Fm = 2.0 * (W[:, 1:, 1:] - bv[:, :, None] * bv.conj()[:, None, :] / w[:, None, None]).real
     Fm = 0.5 * (Fm + Fm.transpose(-1, -2))
-    eye2 = torch.eye(2, dtype=Fm.dtype, device=Fm.device)
     Ft = Fm + ridge * (Fm[:, 0, 0] + Fm[:, 1, 1])[:, None, None] * eye2 if ridge else Fm
     det = Ft[:, 0, 0] * Ft[:, 1, 1] - Ft[:, 0, 1] * Ft[:, 1, 0]
     crb = (Ft[:, 0, 0] + Ft[:, 1, 1]) / det
@@ -225,28 +240,24 @@ def crb_value_grad(prob: DoaProblem, u, phi, wrt=("x",), ridge: float = 0.0, pre
     Y[:, 1:, :1] = -2.0 * Gb / w[:, None, None]
     Y[:, :1, 1:] = Y[:, 1:, :1].conj().transpose(-1, -2)
     Y[:, 0, 0] = 2.0 * (bv.conj()[:, None, :] @ Gb)[:, 0, 0] / w ** 2
-    Y5 = E @ Y @ E.T
+    Y5 = E @ Y @ ET
     if Q > 0:
-        V = torch.cat([-Z, torch.eye(5, dtype=cdt, device=P.device).expand(Bn, -1, -1)], dim=1)
+        V = torch.cat([-Z, eye5.expand(Bn, -1, -1)], dim=1)
         YP = V @ Y5 @ V.conj().transpose(-1, -2)
     else:
         YP = Y5
-    GA = 2.0 * torch.einsum("bji,bjm->bim", YP * T.conj(), alpha)    # rows: G of each α_i
     GT = 2.0 * torch.einsum("bji,bjl->bil", YP * A.conj(), tau)      # rows: G of each τ_i
-    # gather per leg / slot sequence
-    G_a = torch.cat([(GA[:, Q] + GA[:, Q + 2] + GA[:, Q + 4])[:, None], GA[:, :Q]], dim=1)   # (B, Q+1, M)
+    # gather per slot sequence (the leg gradients G_α are needed for φ only)
     G_t = torch.cat([(GT[:, Q] + GT[:, Q + 1] + GT[:, Q + 3])[:, None], GT[:, :Q]], dim=1)   # (B, Q+1, L)
-    G_dt0, G_dtR = GT[:, Q + 2], GT[:, Q + 4]
     Gts = p.shift_left(G_t)
-    idx, ok = p.idx_l[0], p.ok_l[0]
-    G_dt0s = G_dt0[:, idx] * ok
-    G_dtRs = G_dtR[:, idx] * ok
+    G_dts = GT[:, Q + 2::2, p.idx_l[0]] * p.ok_l[0]                  # [G_ṫ0, G_ṫR] shifted back
+    G_dtRs = G_dts[:, 1]
     Gu = Gphi = None
     if "x" in wrt:
-        Gu = torch.einsum("bim,bil->bml", b.conj(), Gts) \
-            + prob.dB0.conj()[None, :, None] * G_dt0s[:, None, :] \
-            + dbR.conj()[:, :, None] * G_dtRs[:, None, :]
+        Gu = torch.einsum("bim,bil->bml", Bx.conj(), torch.cat([Gts, G_dts], dim=1))
     if "phi" in wrt:
+        GA = 2.0 * torch.einsum("bji,bjm->bim", YP * T.conj(), alpha)    # rows: G of each α_i
+        G_a = torch.cat([(GA[:, Q] + GA[:, Q + 2] + GA[:, Q + 4])[:, None], GA[:, :Q]], dim=1)   # (B, Q+1, M)
         G_daR = GA[:, Q + 3]
         G_b = torch.einsum("bml,bil->bim", u.conj(), Gts)
         G_dbR = torch.einsum("bml,bl->bm", u.conj(), G_dtRs)

@@ -60,7 +60,11 @@ def designs(curve: str, scn: ScenarioA, chs, T: int | None = None, seed: int = S
         K = int(curve.split("-K")[1]) if "-K" in curve else 3
         m = load_net("unsupervised-doa", K)
         m.check_fits(scn)
-        X, P = m.design(scn, chs)
+        starts = start_points(scn, chs, "ris", seed) if (repair or m.residual) else None
+        X, P = m.design(scn, chs, starts)
+        if repair:
+            Xr, _ = repair_ci(scn, chs, X, P, starts)
+            return Xr, P, X
         return X, P, X
     K = int(curve.split("-K")[1]) if "-K" in curve else 3
     method = "unfolded-doa-alm" if curve.startswith("prop-alm") else "unfolded-doa"
@@ -305,7 +309,12 @@ def table2(out_dir, quick=False, workers=1, **kw):
             rows.append({"N": N, "method": lab, "t_start_s": np.mean(t_s), "t_net_s": np.mean(t_n),
                          "t_total_s": np.mean(t_s) + np.mean(t_n), "t_total_std_s": float(np.std(np.add(t_s, t_n))),
                          "n": n, "T_J_R": f"{TT or net.cfg.T}/{net.cfg.J}/{net.cfg.R}", "machine": mach})
-        un = load_net("unsupervised-doa") if N == 64 else UnsupervisedDoa(scn, 4).eval()
+        try:
+            un64 = load_net("unsupervised-doa")
+        except WeightsError:
+            un64 = None
+        un = un64 if (N == 64 and un64 is not None) else \
+            UnsupervisedDoa(scn, 4, residual=bool(un64 is not None and un64.residual)).eval()
         t_u = []
         for i, c in enumerate(chs):
             t0 = time.perf_counter()

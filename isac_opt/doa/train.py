@@ -22,15 +22,17 @@ from tqdm import tqdm
 
 from ..channels import draw_channels, realisation_rng
 from ..config import ScenarioA, load_scenario
-from .model import DoaBatch, DoaConfig, DoaNet, run_classical, start_points
+from .model import DoaBatch, DoaConfig, DoaNet, repair_ci, run_classical, start_points
 from .unsupervised import UnsupervisedDoa, features
 
 __all__ = ["make_dataset", "train_unfolded", "train_unsupervised", "run", "TRAIN_DEFAULTS"]
 
-# The configuration the shipped paper-a weights were trained with (≤ 20 min on 2 shared CPU cores).
+# The configuration the shipped paper-a weights were trained with (≤ 20 min on 2 shared CPU cores);
+# unsup_omega_end = 0: constant ω; unsup_n_train = 0: the unfolded network's training set.
 TRAIN_DEFAULTS = dict(T=60, J=2, R=5, dfp_variant="identity", n_train=128, n_test=32, batch=32,
-                      updates_per_layer=4, lr=0.05, omega=1.0, unsup_epochs=150, unsup_hidden="1024,512,256",
-                      unsup_lr=1e-3, Ks="3,2,4", seed=2026, handler="phr", unsup=1)
+                      updates_per_layer=4, lr=0.05, omega=1.0, unsup_epochs=100, unsup_hidden="1024,512,256",
+                      unsup_lr=1e-4, unsup_omega=10.0, unsup_omega_end=100.0, unsup_n_train=0, unsup_residual=1,
+                      Ks="3,2,4", seed=2026, handler="phr", unsup=1, unfolded=1)
 QUICK = dict(T=3, J=2, R=2, n_train=8, n_test=4, batch=8, updates_per_layer=2, unsup_epochs=5,
              unsup_hidden="64,32,16", Ks="3")
 
@@ -100,32 +102,47 @@ def _sub_batch(full: DoaBatch, idx) -> DoaBatch:
 
 
 def train_unsupervised(scn, chs, starts, K_max: int, hidden=(1024, 512, 256), epochs=150, batch_size=32,
-                       lr=1e-3, omega=10.0, seed=0, log=print) -> UnsupervisedDoa:
-    """Adam on CRB/CRB(A.10 start) + ω Σ max(g/γ, 0)² [spec A.11.5]."""
+                       lr=1e-3, omega=10.0, seed=0, log=print, omega_end=None,
+                       residual: bool = False) -> UnsupervisedDoa:
+    """Adam on CRB/CRB(A.10 start) + ω Σ max(g/γ, 0)² [spec A.11.5].
+
+    ``omega_end``: if given, ω ramps geometrically from ``omega`` (first epoch) to ``omega_end`` (last
+    epoch) [RECON: a fixed ω = 10 leaves ≈ 75 % of the CI constraints violated].
+    ``residual``: the MLP outputs phase corrections to the A.10 start (see :class:`UnsupervisedDoa`).
+    """
     torch.manual_seed(int(seed))   # BatchNorm/Adam have no generator argument; training only
-    model = UnsupervisedDoa(scn, K_max, hidden, seed)
+    model = UnsupervisedDoa(scn, K_max, hidden, seed, residual)
     b = DoaBatch(scn, chs, starts, DoaConfig(), "ris")
-    feats = features(scn, chs, K_max)
+    if residual:   # realisations whose A.10 start violates CI would dominate the penalty: left out
+        keep = [i for i, v in enumerate(b.violation(b.u0, b.phi0).tolist()) if v <= 0]
+        if len(keep) < len(chs):
+            log(f"unsupervised: {len(chs) - len(keep)} of {len(chs)} training starts violate CI; left out")
+            chs, starts = [chs[i] for i in keep], [starts[i] for i in keep]
+            b = DoaBatch(scn, chs, starts, DoaConfig(), "ris")
+    feats = features(scn, chs, K_max, starts if residual else None)
+    u0, phi0 = (b.u0, b.phi0) if residual else (None, None)
+    sel = (lambda idx: (u0[idx], phi0[idx])) if residual else (lambda idx: None)
     crb_ref = b.crb(b.u0, b.phi0)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n = len(chs)
     gen = torch.Generator().manual_seed(int(seed))
     for ep in tqdm(range(epochs), desc="unsupervised epochs", file=sys.stderr, leave=False):
+        w = omega if omega_end is None else omega * (omega_end / omega) ** (ep / max(epochs - 1, 1))
         model.train()
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, batch_size):
             idx = perm[i:i + batch_size]
             if len(idx) < 2:
                 continue
-            loss, _ = model.loss(scn, b.prob.select(idx), feats[idx], crb_ref[idx], omega)
+            loss, _ = model.loss(scn, b.prob.select(idx), feats[idx], crb_ref[idx], w, sel(idx))
             opt.zero_grad()
             loss.backward()
             opt.step()
         if ep % 25 == 0 or ep == epochs - 1:
             model.eval()
             with torch.no_grad():
-                lv, c = model.loss(scn, b.prob, feats, crb_ref, omega)
-            log(f"epoch {ep + 1}/{epochs}: loss {lv.item():.4f}, mean CRB {c.mean():.4e}")
+                lv, c = model.loss(scn, b.prob, feats, crb_ref, w, sel(slice(None)))
+            log(f"epoch {ep + 1}/{epochs}: ω {w:.3g}, loss {lv.item():.4f}, mean CRB {c.mean():.4e}")
     model.eval()
     return model
 
@@ -175,38 +192,52 @@ def run(out_dir, scenario="paper-a", quick: bool = False, **kw) -> list:
         t0 = time.time()
         chs, starts = make_dataset(scn, o["n_train"], o["seed"])
         log(f"K={K}: dataset of {len(chs)} realisations in {time.time() - t0:.1f}s")
-        t1 = time.time()
-        net = train_unfolded(scn, chs, starts, cfg, o["batch"], o["updates_per_layer"], o["lr"], o["omega"],
-                             o["seed"], log)
-        tu = time.time() - t1
-        net.meta.update({"train": {k: o[k] for k in ("n_train", "batch", "updates_per_layer", "lr", "omega",
-                                                     "seed")}, "train_seconds": tu, "K_train": K})
-        p = out / f"doa_unfolded{tag}_K{K}.pt"
-        net.save(p)
-        paths.append(str(p))
         tchs, tst = make_dataset(scn, o["n_test"], o["seed"], offset=10 ** 6)
         tb = DoaBatch(scn, tchs, tst, cfg, "ris")
-        s_net = net.infer(tb)
-        s_cls = run_classical(tb)
-        res = {"unfolded": tb.crb(s_net.x, s_net.phi).mean().item(),
-               "classical_same_cfg": tb.crb(s_cls.x, s_cls.phi).mean().item(),
-               "start": tb.crb(tb.u0, tb.phi0).mean().item(), "train_seconds_unfolded": tu}
+        res = {"start": tb.crb(tb.u0, tb.phi0).mean().item()}
         summary["runs"][str(K)] = res
-        if not o["unsup"]:
-            log(f"K={K}: test mean CRB {json.dumps(res)}")
-            continue
-        t2 = time.time()
-        un = train_unsupervised(scn, chs, starts, K_max, hidden, o["unsup_epochs"], o["batch"], o["unsup_lr"],
-                                10.0, o["seed"], log)
-        ts = time.time() - t2
-        un.meta.update({"train": {k: o[k] for k in ("n_train", "batch", "unsup_epochs", "unsup_lr", "seed")},
-                        "train_seconds": ts, "K_train": K})
-        p = out / f"doa_unsup_K{K}.pt"
-        un.save(p)
-        paths.append(str(p))
-        X, P = un.design(scn, tchs)
-        res["unsupervised"] = tb.crb(tb.prob.det.u_from_numpy(X), tb.prob.det.phi_from_numpy(P)).mean().item()
-        res["train_seconds_unsup"] = ts
+        if o["unfolded"]:
+            t1 = time.time()
+            net = train_unfolded(scn, chs, starts, cfg, o["batch"], o["updates_per_layer"], o["lr"], o["omega"],
+                                 o["seed"], log)
+            tu = time.time() - t1
+            net.meta.update({"train": {k: o[k] for k in ("n_train", "batch", "updates_per_layer", "lr", "omega",
+                                                         "seed")}, "train_seconds": tu, "K_train": K})
+            p = out / f"doa_unfolded{tag}_K{K}.pt"
+            net.save(p)
+            paths.append(str(p))
+            s_net = net.infer(tb)
+            s_cls = run_classical(tb)
+            res.update({"unfolded": tb.crb(s_net.x, s_net.phi).mean().item(),
+                        "classical_same_cfg": tb.crb(s_cls.x, s_cls.phi).mean().item(),
+                        "train_seconds_unfolded": tu})
+        if o["unsup"]:
+            if o["unsup_n_train"] > o["n_train"]:
+                t0 = time.time()
+                uchs, ust = make_dataset(scn, o["unsup_n_train"], o["seed"])
+                log(f"K={K}: unsupervised dataset of {len(uchs)} realisations in {time.time() - t0:.1f}s")
+            else:
+                uchs, ust = chs, starts
+            t2 = time.time()
+            un = train_unsupervised(scn, uchs, ust, K_max, hidden, o["unsup_epochs"], o["batch"], o["unsup_lr"],
+                                    o["unsup_omega"], o["seed"], log, o["unsup_omega_end"] or None,
+                                    bool(o["unsup_residual"]))
+            ts = time.time() - t2
+            un.meta.update({"train": {k: o[k] for k in ("n_train", "unsup_n_train", "batch", "unsup_epochs",
+                                                        "unsup_lr", "unsup_omega", "unsup_omega_end", "unsup_residual",
+                                                        "seed")},
+                            "train_seconds": ts, "K_train": K})
+            p = out / f"doa_unsup_K{K}.pt"
+            un.save(p)
+            paths.append(str(p))
+            un = UnsupervisedDoa.load(p)         # evaluate what is shipped (float16 on disk)
+            X, P = un.design(scn, tchs, tst)
+            u_, p_ = tb.prob.det.u_from_numpy(X), tb.prob.det.phi_from_numpy(P)
+            res["unsupervised"] = tb.crb(u_, p_).mean().item()
+            res["unsupervised_ci_rate_raw"] = float((tb.violation(u_, p_) <= 0).float().mean())
+            Xr, _ = repair_ci(scn, tchs, X, P, tst)
+            res["unsupervised_repaired"] = tb.crb(tb.prob.det.u_from_numpy(Xr), p_).mean().item()
+            res["train_seconds_unsup"] = ts
         log(f"K={K}: test mean CRB {json.dumps(res)}")
     (out / "train_doa.json").write_text(json.dumps(summary, indent=1))
     paths += [str(out / "train_doa.log"), str(out / "train_doa.json")]
