@@ -4,10 +4,10 @@ Everything runs through the shared step function :func:`isac_opt.unfold.step.adm
 (``handler="phr"`` for A.9, ``handler="alm"`` for the "ALM" ablation of Fig. 9) with
 
 * objective :class:`~isac_opt.doa.crb_torch.CrbObjective` — f2 = CRB_θ/CRB_θ(x⁰, φ⁰) (autograd, structured);
-* constraint :class:`ScaledCI` — the normalised CI constraints g̃ = g/γ of
-  :class:`~isac_opt.unfold.problem.CIConstraint` divided by a per-sample positive scale s (the worst-case
-  margin t* of the A.10 start, so ‖∇g̃/s‖ = O(1) like ‖∇f2‖). Dividing a constraint g ≤ 0 by s > 0 does
-  not change the feasible set; it only conditions the PHR term [RECON]. All reported violations are in
+* constraint :class:`~isac_opt.unfold.problem.CIConstraint` — the normalised CI constraints g̃ = g/γ,
+  scaled per sample through the problem's shared ``gscale`` = 1/s with s the worst-case margin t* of the
+  A.10 start (so ‖∇g̃‖ = O(1) like ‖∇f2‖). Dividing a constraint g ≤ 0 by s > 0 does not change the
+  feasible set; it only conditions the PHR term [RECON]. All reported violations are in
   units of γ (max(g/γ, 0)), never in the scaled units.
 
 Variants (``VARIANTS``): ``ris`` (A.10 start, both blocks), ``random-ris`` (random fixed φ, x-block only,
@@ -30,7 +30,7 @@ from ..starting import init_phi, init_x, init_x_radar_only
 from ..unfold import AdmmConfig, AdmmState, CIConstraint, ConstantParams, UnfoldedAdmm, solve
 from .crb_torch import CrbObjective, DoaProblem
 
-__all__ = ["VARIANTS", "DoaConfig", "ScaledCI", "DoaStart", "start_points", "DoaBatch", "DoaNet",
+__all__ = ["VARIANTS", "DoaConfig", "DoaStart", "start_points", "DoaBatch", "DoaNet",
            "run_classical", "WeightsError", "repair_ci"]
 
 VARIANTS = ("ris", "random-ris", "radar-only")
@@ -65,23 +65,6 @@ class DoaConfig:
 
     def init(self) -> dict:
         return {"eta": self.eta, "kappa": self.kappa, "tau": self.tau, "zeta": self.zeta}
-
-
-class ScaledCI:
-    """CI constraint adapter: g̃/s with s (B,) > 0 per sample (same feasible set) [RECON, conditioning]."""
-
-    def __init__(self, cons: CIConstraint, scale: torch.Tensor):
-        self.c = cons
-        self.s = scale.reshape(-1, 1, 1)
-
-    def prep(self, phi):
-        return self.c.prep(phi)
-
-    def g(self, u, phi, pre=None):
-        return self.c.g(u, phi, pre) / self.s
-
-    def vjp(self, u, phi, W, wrt=("x",), pre=None):
-        return self.c.vjp(u, phi, W / self.s, wrt, pre)
 
 
 @dataclass
@@ -124,12 +107,11 @@ class DoaBatch:
         self.phi0 = det.phi_from_numpy([s.phi0 for s in starts])
         self.prob.set_scale(self.u0, self.phi0, cfg.ridge)
         self.objective = CrbObjective(self.prob, cfg.ridge)
-        self.ci = CIConstraint(det)
-        if variant == "radar-only":
-            self.constraint = None
-        else:
+        if variant != "radar-only":
             t = torch.as_tensor([s.t_star for s in starts], dtype=det.dtype)
-            self.constraint = ScaledCI(self.ci, torch.clamp(torch.nan_to_num(t, nan=1.0), min=1.0))
+            det.gscale = 1.0 / torch.clamp(torch.nan_to_num(t, nan=1.0), min=1.0)
+        self.ci = CIConstraint(det)
+        self.constraint = None if variant == "radar-only" else self.ci
         self.update_phi = variant != "random-ris"
 
     @property
@@ -148,7 +130,8 @@ class DoaBatch:
     def violation(self, u, phi) -> torch.Tensor:
         """max over (k, l) of max(g/γ, 0) per sample (B,) — in units of γ."""
         with torch.no_grad():
-            return torch.clamp(self.ci.g(u, phi), min=0).amax(dim=(1, 2))
+            g = self.ci.g(u, phi) / self.prob.det.gscale[:, None, None]     # undo the conditioning scale
+            return torch.clamp(g, min=0).amax(dim=(1, 2))
 
     def designs(self, st: AdmmState):
         """(X list (M, L), φ list) in physical units."""

@@ -45,7 +45,7 @@ def make_dataset(scn: ScenarioA, n: int, seed: int, offset: int = 0):
 
 def layer_loss(batch: DoaBatch, st, omega: float):
     f = batch.objective.value(st.x, st.phi)
-    g = torch.clamp(batch.ci.g(st.x, st.phi), min=0.0)
+    g = torch.clamp(batch.ci.g(st.x, st.phi) / batch.prob.det.gscale[:, None, None], min=0.0)   # units of γ
     return f.mean() + omega * (g ** 2).sum(dim=(1, 2)).mean()
 
 
@@ -93,10 +93,9 @@ def _sub_batch(full: DoaBatch, idx) -> DoaBatch:
     b.prob = full.prob.select(idx)
     from .crb_torch import CrbObjective
     from ..unfold import CIConstraint
-    from .model import ScaledCI
     b.objective = CrbObjective(b.prob, full.cfg.ridge)
-    b.ci = CIConstraint(b.prob.det)
-    b.constraint = None if full.constraint is None else ScaledCI(b.ci, full.constraint.s.reshape(-1)[idx])
+    b.ci = CIConstraint(b.prob.det)          # the selected problem carries its per-sample gscale
+    b.constraint = None if full.constraint is None else b.ci
     b.u0, b.phi0 = full.u0[idx], full.phi0[idx]
     return b
 

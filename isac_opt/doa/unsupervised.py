@@ -137,7 +137,7 @@ class UnsupervisedDoa(nn.Module):
     def loss(self, scn: ScenarioA, prob: DoaProblem, feats, crb_ref, omega: float = 10.0, start=None):
         u, phi = self.forward(scn, feats, start)
         crb = prob.crb(u, phi, 1e-12)
-        g = CIConstraint(prob.det).g(u, phi)
+        g = CIConstraint(prob.det).g(u, phi) / prob.det.gscale[:, None, None]   # in units of γ (A.11.5)
         pen = (torch.clamp(g, min=0.0) ** 2).sum(dim=(1, 2))
         return (crb / crb_ref + omega * pen).mean(), crb.detach()
 
