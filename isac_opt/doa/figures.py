@@ -96,7 +96,7 @@ def evaluate(scn, chs, X, P, X_raw=None) -> dict:
     def one(Xs):
         ms = [evaluate_a(scn, c, x, p) for c, x, p in zip(chs, Xs, P)]
         crb = np.array([m["crb"] for m in ms])
-        return {"crb": float(np.mean(crb)), "crb_median": float(np.median(crb)),
+        return {"crb": float(np.mean(crb)), "crb_median": float(np.median(crb)), "_crbs": crb,
                 "ci_rate": float(np.mean([m["ci_min_margin"] >= 1 - 1e-9 for m in ms])),
                 "ci_frac": float(np.mean([m["ci_satisfied_frac"] for m in ms])),
                 "ser": float(np.mean([m["ser"] for m in ms])), "n": len(ms)}
@@ -105,6 +105,41 @@ def evaluate(scn, chs, X, P, X_raw=None) -> dict:
         raw = one(X_raw) if any(a is not b for a, b in zip(X, X_raw)) else r
         r.update({"crb_raw": raw["crb"], "ci_rate_raw": raw["ci_rate"], "ci_frac_raw": raw["ci_frac"]})
     return r
+
+
+def ratio_ci(num, den, n_boot: int = 2000, seed: int = SEED):
+    """mean(num)/mean(den) over paired realisations and its 95 % bootstrap interval (resampling the
+    realisations, ``np.random.default_rng(seed)``). num, den (n,) per-realisation values."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    if num.shape != den.shape or num.size == 0:
+        raise ValueError(f"ratio_ci: expected two equal-length non-empty arrays, got {num.shape} and {den.shape}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, num.size, size=(n_boot, num.size))
+    boot = num[idx].mean(1) / den[idx].mean(1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(num.mean() / den.mean()), float(lo), float(hi)
+
+
+def _targets(rows) -> list:
+    """Issue-4 target ratios per P from fig8's per-realisation CRBs (paired: same realisations)."""
+    by = {(r["K"], r["P_dBm"], r["curve"]): r["_crbs"] for r in rows}
+    out = []
+    for (K, p, c), v in by.items():
+        pairs = []
+        if K == 3 and c == "Prop. (trained K=3)":
+            pairs = [("prop / radar-only (target <= 1.5)", v, by.get((3, p, "radar-only"))),
+                     ("prop / unsup (target < 1)", v, by.get((3, p, "Unsup. (trained K=3)"))),
+                     ("prop / random RIS (target < 1)", v, by.get((3, p, "prop-rand")))]
+        elif K != 3 and c == "Prop. (trained K=3)":
+            pairs = [(f"prop transfer K3->K{K} / prop-K{K} (target <= 1.2)", v, by.get((K, p, f"prop-K{K}")))]
+        elif K != 3 and c == "Unsup. (trained K=3)":
+            pairs = [(f"unsup transfer K3->K{K} / unsup-K{K} (target > prop's)", v, by.get((K, p, f"unsup-K{K}")))]
+        for name, a, b in pairs:
+            if b is not None:
+                m, lo, hi = ratio_ci(a, b)
+                out.append({"K": K, "P_dBm": p, "ratio": name, "value": m, "ci95_lo": lo, "ci95_hi": hi,
+                            "n": len(a)})
+    return out
 
 
 def _write_csv(path, rows):
@@ -170,8 +205,16 @@ def fig8(out_dir, quick=False, workers=1, **kw):
         label = {"prop": "Prop. (trained K=3)", "unsup": "Unsup. (trained K=3)"}.get(c, c)
         rows.append({"K": K, "P_dBm": p, "curve": label, **r})
     out = Path(out_dir)
+    tg = _targets(rows)
+    rows = [{k: v for k, v in r.items() if k != "_crbs"} for r in rows]
     _write_csv(out / "fig8.csv", rows)
     paths = [str(out / "fig8.csv")]
+    if tg:
+        _write_csv(out / "fig8_targets.csv", tg)
+        paths.append(str(out / "fig8_targets.csv"))
+        for t in tg:
+            print(f"fig8 K={t['K']} P={t['P_dBm']} dBm: {t['ratio']}: {t['value']:.3f} "
+                  f"[{t['ci95_lo']:.3f}, {t['ci95_hi']:.3f}] (n = {t['n']})", file=sys.stderr)
     for K in dict.fromkeys(r["K"] for r in rows):
         png = out / f"fig8_K{K}.png"
         _plot(png, [r for r in rows if r["K"] == K], "P_dBm", "crb", "curve", "P (dBm)", "CRB (rad²)",
@@ -209,6 +252,7 @@ def fig9(out_dir, quick=False, workers=1, **kw):
                     radar_cache, radar_X = r, (X, P)
             rows.append({"gamma_dB": g, "curve": lab, "T_e": T or 60, **r})
     out = Path(out_dir)
+    rows = [{k: v for k, v in r.items() if k != "_crbs"} for r in rows]
     _write_csv(out / "fig9.csv", rows)
     _plot(out / "fig9.png", rows, "gamma_dB", "crb", "curve", "Γ (dB)", "CRB (rad²)", logy=True,
           title=f"Fig. 9 analogue, P = 40 dBm (n = {n})")
@@ -290,8 +334,13 @@ def table2(out_dir, quick=False, workers=1, **kw):
     for N in Ns:
         scn = ScenarioA(N=N)
         chs = test_set(scn, n + 1)
-        net = load_net("unfolded-doa")
-        for TT in ([T] if T else [None, 20]):
+        nets = [("Proposed (unfolded DoA)", load_net("unfolded-doa"), T)]
+        if not T:
+            try:   # the trained 20-layer network: the same depth as the detection network
+                nets.append(("Proposed lite (unfolded-doa-lite)", load_net("unfolded-doa-lite"), None))
+            except WeightsError as e:
+                print(f"table2: unfolded-doa-lite not timed: {e}", file=sys.stderr)
+        for lab, net, TT in nets:
             t_s, t_n = [], []
             for i, c in enumerate(chs):
                 t0 = time.perf_counter()
@@ -305,7 +354,6 @@ def table2(out_dir, quick=False, workers=1, **kw):
                 if i:
                     t_s.append(t1 - t0)
                     t_n.append(t2 - t1)
-            lab = "Proposed (unfolded DoA)" if TT is None else f"Proposed, first {TT} layers"
             rows.append({"N": N, "method": lab, "t_start_s": np.mean(t_s), "t_net_s": np.mean(t_n),
                          "t_total_s": np.mean(t_s) + np.mean(t_n), "t_total_std_s": float(np.std(np.add(t_s, t_n))),
                          "n": n, "T_J_R": f"{TT or net.cfg.T}/{net.cfg.J}/{net.cfg.R}", "machine": mach})
@@ -337,6 +385,9 @@ def table2(out_dir, quick=False, workers=1, **kw):
                          "n": n, "T_J_R": "", "machine": mach})
         except (MethodError, Exception) as e:  # noqa: BLE001 - the detection method may be absent or refuse N
             print(f"table2: detection 'unfolded' not timed at N={N}: {e}", file=sys.stderr)
+    for r in rows:      # time relative to the detection network at the same N (issue 4's speed target)
+        det = [d["t_total_s"] for d in rows if d["N"] == r["N"] and d["method"].startswith("Detection")]
+        r["ratio_vs_detection"] = float(r["t_total_s"] / det[0]) if det else float("nan")
     out = Path(out_dir)
     _write_csv(out / "table2.csv", rows)
     import matplotlib
@@ -357,5 +408,6 @@ def table2(out_dir, quick=False, workers=1, **kw):
     fig.savefig(out / "table2.png", dpi=120)
     plt.close(fig)
     for r in rows:
-        print(f"N={r['N']:4d} {r['method']:38s} {r['t_total_s']:.3f} s ± {r['t_total_std_s']:.3f}", file=sys.stderr)
+        print(f"N={r['N']:4d} {r['method']:38s} {r['t_total_s']:.3f} s ± {r['t_total_std_s']:.3f}"
+              f"  ({r['ratio_vs_detection']:.2f}× detection)", file=sys.stderr)
     return [str(out / "table2.csv"), str(out / "table2.png")]
