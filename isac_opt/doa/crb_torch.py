@@ -52,6 +52,7 @@ class DoaProblem:
         self.dA0, self.dB0, self.dAr, self.dBr = dA0, dB0, dAr, dBr
         self.cscale = cscale if cscale is not None else torch.ones(det.batch, dtype=det.dtype,
                                                                    device=det.device)
+        self._lay = None         # cached φ-independent stacks of crb_value_grad (see _layout)
 
     @property
     def batch(self) -> int:
@@ -160,7 +161,7 @@ def _layout(prob: DoaProblem):
     atoms i = 0..Q+4: α_i = ax[aidx_i], τ_i = (J_{d} (bx U))[row tsrc_i] gathered through ``tidx`` from the
     zero-padded (Q+3, L+1) product (so every shift, and its adjoint, is one gather / one index_add).
     """
-    lay = getattr(prob, "_lay", None)
+    lay = prob._lay
     if lay is not None:
         return lay
     p = prob.det

@@ -143,13 +143,14 @@ def _targets(rows) -> list:
 
 
 def _write_csv(path, rows):
-    keys = list(rows[0].keys())
+    """Rows → CSV; keys starting with "_" (per-realisation arrays such as ``_crbs``) are not written."""
+    keys = []
     for r in rows:
         for k in r:
-            if k not in keys:
+            if k not in keys and not k.startswith("_"):
                 keys.append(k)
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
 
@@ -206,7 +207,6 @@ def fig8(out_dir, quick=False, workers=1, **kw):
         rows.append({"K": K, "P_dBm": p, "curve": label, **r})
     out = Path(out_dir)
     tg = _targets(rows)
-    rows = [{k: v for k, v in r.items() if k != "_crbs"} for r in rows]
     _write_csv(out / "fig8.csv", rows)
     paths = [str(out / "fig8.csv")]
     if tg:
@@ -252,7 +252,6 @@ def fig9(out_dir, quick=False, workers=1, **kw):
                     radar_cache, radar_X = r, (X, P)
             rows.append({"gamma_dB": g, "curve": lab, "T_e": T or 60, **r})
     out = Path(out_dir)
-    rows = [{k: v for k, v in r.items() if k != "_crbs"} for r in rows]
     _write_csv(out / "fig9.csv", rows)
     _plot(out / "fig9.png", rows, "gamma_dB", "crb", "curve", "Γ (dB)", "CRB (rad²)", logy=True,
           title=f"Fig. 9 analogue, P = 40 dBm (n = {n})")
