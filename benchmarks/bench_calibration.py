@@ -140,7 +140,7 @@ def bench_clutter(trials: int):
 
 
 def bench_e2e(n_real: int):
-    """Paper-A design from estimated vs true channels (stretch; needs isac_opt.starting / radar)."""
+    """Paper-A design from estimated vs true channels (stretch; needs isac_opt.paper_a.starting / radar)."""
     try:
         from calibration.e2e import e2e_sinr
     except ImportError:

@@ -19,13 +19,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from isac_opt.channels import draw_channels, realisation_rng  # noqa: E402
-from isac_opt.config import ScenarioA  # noqa: E402
-from isac_opt.detect.admm_mm import admm_mm  # noqa: E402
-from isac_opt.detect.core import make_batch, start_point  # noqa: E402
-from isac_opt.detect.methods import get_net  # noqa: E402
-from isac_opt.detect.unfolded import DEFAULT_INIT, LITE_CFG, PAPER_CFG, run_batch  # noqa: E402
-from isac_opt.unfold import ConstantParams  # noqa: E402
+from isac_opt.paper_a.channels import draw_channels, realisation_rng  # noqa: E402
+from isac_opt.paper_a.scenario import ScenarioA  # noqa: E402
+from isac_opt.paper_a.detect.admm_mm import admm_mm  # noqa: E402
+from isac_opt.paper_a.detect.core import make_batch, start_point  # noqa: E402
+from isac_opt.paper_a.detect.methods import get_net  # noqa: E402
+from isac_opt.paper_a.detect.unfolded import DEFAULT_INIT, LITE_CFG, PAPER_CFG, run_batch  # noqa: E402
+from isac_opt.paper_a.unfold import ConstantParams  # noqa: E402
 from isac_opt.sysinfo import machine_description as _machine  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def main(argv=None):
         best = max(thr, key=thr.get)
         row = {"N": N, "engine": eng, "unf_lat": np.mean(lat), "unf_thr": thr[best], "best_batch": best, "thr": thr}
         if net is not None:
-            from isac_opt.detect.unfolded import LITE_LAYERS
+            from isac_opt.paper_a.detect.unfolded import LITE_LAYERS
             lt = [run_batch(make_batch(scn, [s], "ris", dtype=dtype), "ris", net=net, n_layers=LITE_LAYERS)[3]
                   for s in starts[:a.n]]
             row["lite_lat"] = np.mean(lt)

@@ -18,11 +18,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from isac_opt.channels import draw_channels, realisation_rng  # noqa: E402
-from isac_opt.config import ScenarioA  # noqa: E402
-from isac_opt.crb import crb_doa  # noqa: E402
-from isac_opt.doa.crb_torch import DoaProblem, crb_torch  # noqa: E402
-from isac_opt.doa.model import DoaBatch, DoaConfig, run_classical, start_points  # noqa: E402
+from isac_opt.paper_a.channels import draw_channels, realisation_rng  # noqa: E402
+from isac_opt.paper_a.scenario import ScenarioA  # noqa: E402
+from isac_opt.paper_a.crb import crb_doa  # noqa: E402
+from isac_opt.paper_a.doa.crb_torch import DoaProblem, crb_torch  # noqa: E402
+from isac_opt.paper_a.doa.model import DoaBatch, DoaConfig, run_classical, start_points  # noqa: E402
 
 
 def timeit(fn, repeat):
@@ -56,7 +56,7 @@ def main():
         uu, pp = u.clone().requires_grad_(True), p.clone().requires_grad_(True)
         torch.autograd.grad(crb_torch(pr, uu, pp).sum(), [uu, pp])
     rows.append(("torch CRB value+grad (x, φ) autograd, B=1", timeit(vg, rep * 5)))
-    from isac_opt.doa.crb_torch import crb_value_grad
+    from isac_opt.paper_a.doa.crb_torch import crb_value_grad
     with torch.no_grad():
         rows.append(("torch CRB value+grad (x, φ) closed form, B=1",
                      timeit(lambda: crb_value_grad(pr, u, p, ("x", "phi")), rep * 5)))
@@ -78,8 +78,8 @@ def main():
     for name, t in rows:
         print(f"{name:52s} {t * 1e3:10.3f} ms")
     # time per design
-    from isac_opt.doa.methods import WEIGHTS, WEIGHTS_DIR, load_net
-    from isac_opt.doa.model import repair_ci
+    from isac_opt.paper_a.doa.methods import WEIGHTS, WEIGHTS_DIR, load_net
+    from isac_opt.paper_a.doa.model import repair_ci
     from isac_opt.registry import get_method
 
     def per_design(name, s, c):

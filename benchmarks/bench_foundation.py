@@ -15,10 +15,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from isac_opt import radar  # noqa: E402
-from isac_opt.channels import draw_channels, legs, cascaded_matrix  # noqa: E402
-from isac_opt.config import ScenarioA  # noqa: E402
-from isac_opt.crb import crb_doa  # noqa: E402
-from isac_opt.starting import init_phi, init_x  # noqa: E402
+from isac_opt.paper_a.channels import draw_channels, legs, cascaded_matrix  # noqa: E402
+from isac_opt.paper_a.scenario import ScenarioA  # noqa: E402
+from isac_opt.paper_a.crb import crb_doa  # noqa: E402
+from isac_opt.paper_a.starting import init_phi, init_x  # noqa: E402
 
 
 def timeit(fn, repeat):

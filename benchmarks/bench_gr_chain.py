@@ -18,10 +18,10 @@ import numpy as np
 
 
 def _design(path):
-    from isac_opt import starting  # noqa: F401
-    from isac_opt.config import ScenarioA
-    from isac_opt.registry import METHODS
-    d = METHODS[("paper-a", "init")].run(ScenarioA(), 0)
+    from isac_opt.paper_a import starting  # noqa: F401
+    from isac_opt.paper_a.scenario import ScenarioA
+    from isac_opt.registry import get_method
+    d = get_method("init", "paper-a").run(ScenarioA(), 0)
     d.save(path)
     return d
 

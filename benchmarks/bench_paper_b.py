@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json-out", default=None)
     args = ap.parse_args(argv)
 
-    from isac_opt.config import load_scenario
+    from isac_opt.scenario import load_scenario
     from isac_opt.paper_b.algorithm import (Options, _ci_rows_x, build_x_qp, design, gamma_ci, init_phi_aligned,
                                             init_x_ci)
     from isac_opt.paper_b.model import Model, draw_channels

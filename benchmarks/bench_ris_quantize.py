@@ -60,7 +60,7 @@ def paper_a_method(name):
 
     from isac_opt import registry
 
-    for mod in ("isac_opt.starting", "isac_opt.detect.methods", "isac_opt.doa.methods"):
+    for mod in ("isac_opt.paper_a.starting", "isac_opt.paper_a.detect.methods", "isac_opt.paper_a.doa.methods"):
         if registry._module_exists(mod):
             try:
                 importlib.import_module(mod)
@@ -68,7 +68,7 @@ def paper_a_method(name):
                 print(f"note: {mod} not loaded: {type(e).__name__}: {e}")
     ms = sorted((m for m in registry.METHODS.values() if m.scenario_kind == "paper-a"), key=lambda m: -m.rank)
     if not ms:
-        raise SystemExit("no paper-A design method is registered (isac_opt.starting missing?)")
+        raise SystemExit("no paper-A design method is registered (isac_opt.paper_a.starting missing?)")
     if name is None:
         return ms[0]
     by = {m.name: m for m in ms}
@@ -85,13 +85,14 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="2 realisations")
     ap.add_argument("--redesign-x", action="store_true",
                     help="also re-design the waveform for the quantised phi with the A.10 worst-case CI margin "
-                         "waveform (isac_opt.starting.init_x) and report that SINR / CI margin")
+                         "waveform (isac_opt.paper_a.starting.init_x) and report that SINR / CI margin")
     ap.add_argument("--json-out", default=str(Path(__file__).resolve().parents[1] / "out" / "bench_ris_quantize.json"),
                     help="JSON result file [out/bench_ris_quantize.json]; '' for none")
     args, _unknown = ap.parse_known_args(argv)          # run_all.py passes its own flags through
 
-    from isac_opt.designfile import evaluate_a, load_design
-    from isac_opt.config import ScenarioA
+    from isac_opt.paper_a.design import evaluate_a
+    from isac_opt.designfile import load_design
+    from isac_opt.paper_a.scenario import ScenarioA
 
     designs = []
     if args.design:
@@ -117,7 +118,7 @@ def main(argv=None) -> int:
             rows[name].append(dict(loss_db=base["sinr_db"] - r["sinr_db"], sinr_db=r["sinr_db"],
                                    ci_min_margin=r["ci_min_margin"], ser=r["ser"]))
             if args.redesign_x:
-                from isac_opt.starting import init_x
+                from isac_opt.paper_a.starting import init_x
                 X2, _ = init_x(scn, ch, phi_q)
                 r2 = evaluate_a(scn, ch, X2, phi_q)
                 rows.setdefault(name + " + X re-designed", []).append(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from isac_opt.errors import ConfigError
 
 
 def coefficients_for_command(cmd, n: int) -> np.ndarray:
@@ -9,7 +10,7 @@ def coefficients_for_command(cmd, n: int) -> np.ndarray:
     if isinstance(cmd, (str, bytes)):
         cmd = {"path": cmd.decode() if isinstance(cmd, bytes) else cmd}
     if not isinstance(cmd, dict):
-        raise ValueError(f"command: expected a design path or a dict, got {type(cmd).__name__}")
+        raise ConfigError(f"command: expected a design path or a dict, got {type(cmd).__name__}")
     if "path" in cmd:
         from isac_opt.designfile import load_design
         phi = load_design(cmd["path"]).phi
@@ -19,7 +20,7 @@ def coefficients_for_command(cmd, n: int) -> np.ndarray:
         rng = np.random.default_rng(int(cmd["random"]))
         phi = np.exp(2j * np.pi * rng.uniform(size=n))
     else:
-        raise ValueError(f"command: expected one of path, phi, coefficients, random, phase; got keys {sorted(cmd)}")
+        raise ConfigError(f"command: expected one of path, phi, coefficients, random, phase; got keys {sorted(cmd)}")
     if phi.shape != (n,):
-        raise ValueError(f"command: the RIS has {n} elements but the command gives {phi.size} coefficients")
+        raise ConfigError(f"command: the RIS has {n} elements but the command gives {phi.size} coefficients")
     return phi

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from gnuradio import blocks as grblocks
 from gnuradio import gr
+from calibration.errors import HardwareUnavailable
+from isac_opt.errors import ConfigError
 
 BACKENDS = ("sim", "pluto", "uhd")
 
@@ -33,7 +35,7 @@ class frontend(gr.hier_block2):
         gr.hier_block2.__init__(self, "frontend", gr.io_signature(1, 1, gr.sizeof_gr_complex * M),
                                 gr.io_signaturev(2, 2, [gr.sizeof_gr_complex * K, gr.sizeof_gr_complex * M]))
         if backend not in BACKENDS:
-            raise ValueError(f"frontend: backend must be one of {BACKENDS}, got {backend!r}")
+            raise ConfigError(f"frontend: backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
         if backend == "sim":
             from blocks.ris_isac_channel import ris_isac_channel
@@ -59,7 +61,7 @@ class frontend(gr.hier_block2):
         try:
             if backend == "pluto":
                 if M != 2:
-                    raise ValueError(f"frontend: a 2R2T Pluto has 2 TX/RX chains, the design has M = {M}")
+                    raise ConfigError(f"frontend: a 2R2T Pluto has 2 TX/RX chains, the design has M = {M}")
                 from gnuradio import iio
                 self.tx = iio.fmcomms2_sink_fc32(uri, [True, True, True, True], 32768, False)
                 self.tx.set_frequency(int(fc)); self.tx.set_samplerate(int(fs))
@@ -84,7 +86,7 @@ class frontend(gr.hier_block2):
                 t0 = uhd.time_spec(time.time() + float(start_delay))
                 self.tx.set_start_time(t0); self.rx.set_start_time(t0)
         except RuntimeError as e:
-            raise RuntimeError(f"frontend: backend {backend!r} could not open its hardware ({e}). "
+            raise HardwareUnavailable(f"frontend: backend {backend!r} could not open its hardware ({e}). "
                                f"Check the cabling and the URI/device args, or use backend='sim'.") from None
         self.tagger = frame_tagger(design=design, M=M, rx_delay=rx_delay)
         self.connect(self, v2s)

@@ -13,6 +13,7 @@ from blocks.sample_slip import sample_slip
 from blocks.slp_source import slp_source
 from blocks.stap_detector import stap_detector
 from blocks.user_receiver import user_receiver
+from isac_opt.errors import ConfigError
 
 
 class sim_pipeline(gr.top_block):
@@ -45,7 +46,7 @@ class sim_pipeline(gr.top_block):
                            buffer_items=buffer_items, **fe_kw)
         if impairments is not None:
             if backend != "sim":
-                raise ValueError(f"impairments: only the simulated front end imposes them (backend {backend!r})")
+                raise ConfigError(f"impairments: only the simulated front end imposes them (backend {backend!r})")
             self.fe.chan.emu.set_impairments(impairments)
         self.det = stap_detector(M=M, pfa=pfa, publish=publish, rx_cal=rx_cal or "", cal_key=cal_key or "")
         self.rx = user_receiver(K=scn.K)

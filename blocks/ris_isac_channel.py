@@ -17,6 +17,7 @@ from blocks._tags import read_tags
 from isac_opt.bench.channel import ChannelEmulator, Impairments
 from isac_opt.bench.framing import FRAME_KEY, TARGET_KEY
 from isac_opt.designfile import load_design
+from isac_opt.errors import ConfigError
 
 
 def _opt(v, dtype):
@@ -30,12 +31,12 @@ class ris_isac_channel(gr.sync_block):
                  user_noise_offset_db=0.0, normalize=True, tx_scale=1.0, tx_gain=(), rx_gain=(),
                  rx_delay=(), cfo=0.0, ris_phase_bits=0, M=0, K=0):
         if not str(design):
-            raise ValueError("ris_isac_channel: 'design' must name the design file whose channels to emulate")
+            raise ConfigError("ris_isac_channel: 'design' must name the design file whose channels to emulate")
         d = load_design(str(design).replace(",", ";").split(";")[0].strip())
         scn = d.scenario
         for name, want, have in (("M", M, scn.M), ("K", K, scn.K)):
             if int(want) and int(want) != have:
-                raise ValueError(f"ris_isac_channel: parameter {name} = {want} but the design has {name} = {have}")
+                raise ConfigError(f"ris_isac_channel: parameter {name} = {want} but the design has {name} = {have}")
         gr.sync_block.__init__(self, name="ris_isac_channel", in_sig=[(np.complex64, scn.M)],
                                out_sig=[(np.complex64, scn.K), (np.complex64, scn.M)])
         self.scenario = scn

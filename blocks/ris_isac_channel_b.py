@@ -23,6 +23,7 @@ from blocks._tags import read_tags
 from isac_opt.bench.channel_b import ChannelB, coerce_phi
 from isac_opt.bench.framing import FRAME_KEY, TARGET_KEY
 from isac_opt.designfile import load_design
+from isac_opt.errors import ConfigError
 
 
 class ris_isac_channel_b(gr.basic_block):
@@ -31,15 +32,15 @@ class ris_isac_channel_b(gr.basic_block):
     def __init__(self, design="", seed=0, target_mode="alternate", rcs="fresh", ris="design", phi=(),
                  noise=True, normalize=True, tx_scale=1.0, Nt=0, Nr=0, K=0):
         if not str(design):
-            raise ValueError("ris_isac_channel_b: 'design' must name a paper-B design file (.npz)")
+            raise ConfigError("ris_isac_channel_b: 'design' must name a paper-B design file (.npz)")
         d = load_design(str(design))
         if getattr(d, "kind", "") != "paper-b":
-            raise ValueError(f"ris_isac_channel_b: {design} is a {getattr(d, 'kind', '?')} design; "
+            raise ConfigError(f"ris_isac_channel_b: {design} is a {getattr(d, 'kind', '?')} design; "
                              "this block needs a paper-B design (use ris_isac_channel for paper A)")
         ch = self.ch = d.channels
         for name, want, have in (("Nt", Nt, ch.Nt), ("Nr", Nr, ch.Nr), ("K", K, ch.K)):
             if int(want) and int(want) != have:
-                raise ValueError(f"ris_isac_channel_b: parameter {name} = {want} but the design has {name} = {have}")
+                raise ConfigError(f"ris_isac_channel_b: parameter {name} = {want} but the design has {name} = {have}")
         gr.basic_block.__init__(self, name="ris_isac_channel_b", in_sig=[(np.complex64, ch.Nt)],
                                 out_sig=[(np.complex64, ch.K), (np.complex64, ch.Nr)])
         self._design_phi = d.phi

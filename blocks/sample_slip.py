@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from gnuradio import gr
+from isac_opt.errors import ConfigError
 
 
 class sample_slip(gr.basic_block):
@@ -15,7 +16,7 @@ class sample_slip(gr.basic_block):
 
     def __init__(self, vlen=1, at=-1, mode="drop"):
         if mode not in ("drop", "insert"):
-            raise ValueError(f"sample_slip: mode must be 'drop' or 'insert', got {mode!r}")
+            raise ConfigError(f"sample_slip: mode must be 'drop' or 'insert', got {mode!r}")
         gr.basic_block.__init__(self, name="sample_slip", in_sig=[(np.complex64, int(vlen))],
                                 out_sig=[(np.complex64, int(vlen))])
         self.at, self.mode, self._done = int(at), mode, int(at) < 0

@@ -30,6 +30,7 @@ from gnuradio import gr
 from isac_opt.bench.framing import (DESIGN_KEY, END_FRAME, FRAME_KEY, auto_gap, design_id, design_tag,
                                     frame_samples, symbol_indices)
 from isac_opt.designfile import load_design
+from isac_opt.errors import ConfigError
 
 PAPER_B = "paper-b"
 
@@ -47,7 +48,7 @@ def cpi_samples(X, scale: float = 1.0) -> np.ndarray:
     """Samples of one paper-B CPI: X (P_c, L, N_t) pulse after pulse, times ``scale``; complex64 (P_c L, N_t)."""
     X = np.asarray(X)
     if X.ndim != 3:
-        raise ValueError(f"X: expected a paper-B (P_c, L, N_t) array, got shape {X.shape}")
+        raise ConfigError(f"X: expected a paper-B (P_c, L, N_t) array, got shape {X.shape}")
     return (scale * X.reshape(-1, X.shape[-1])).astype(np.complex64)
 
 
@@ -79,13 +80,13 @@ class slp_source(gr.sync_block):
     def __init__(self, design="", frames=0, gap=-1, scale=1.0, M=6, tx_cal="", cal_key=""):
         paths = _paths(design)
         if not paths:
-            raise ValueError("slp_source: 'design' must name at least one design file (.npz)")
+            raise ConfigError("slp_source: 'design' must name at least one design file (.npz)")
         ds = [load_design(p) for p in paths]
         self.kind = _kind(ds[0])
         self.M = _n_tx(ds[0])
         if int(M) != self.M:
             what = "N_t = " if self.kind == PAPER_B else "M = "
-            raise ValueError(f"slp_source: parameter M = {M} but the {self.kind} design has {what}{self.M} "
+            raise ConfigError(f"slp_source: parameter M = {M} but the {self.kind} design has {what}{self.M} "
                              "transmit antennas")
         self.tx_corr = None
         if str(tx_cal or ""):
@@ -97,7 +98,7 @@ class slp_source(gr.sync_block):
         gr.sync_block.__init__(self, name="slp_source", in_sig=None, out_sig=[(np.complex64, self.M)])
         if self.kind == PAPER_B:
             if int(gap) > 0:
-                raise ValueError(f"slp_source: gap = {gap}, but a paper-B design's pulses go back to back "
+                raise ConfigError(f"slp_source: gap = {gap}, but a paper-B design's pulses go back to back "
                                  "(expected -1 = auto or 0)")
             self.gap = 0
         else:
@@ -116,15 +117,15 @@ class slp_source(gr.sync_block):
     def _frame_len(self, ds) -> int:
         """Items per frame of a design queue; refuses mixed kinds, antennas or lengths."""
         if any(_kind(d) != self.kind for d in ds):
-            raise ValueError(f"slp_source: every design of a queue must be a {self.kind} design")
+            raise ConfigError(f"slp_source: every design of a queue must be a {self.kind} design")
         if self.kind == PAPER_B:
             F = {int(d.channels.Pc * d.channels.L) for d in ds}
             if len(F) != 1 or any(_n_tx(d) != self.M for d in ds):
-                raise ValueError("slp_source: every paper-B design of a queue needs the same N_t, P_c and L")
+                raise ConfigError("slp_source: every paper-B design of a queue needs the same N_t, P_c and L")
             return F.pop()
         F = {d.scenario.L + self.gap for d in ds}
         if len(F) != 1 or any(d.scenario.M != self.M for d in ds):
-            raise ValueError("slp_source: every design of a queue needs the same M and L")
+            raise ConfigError("slp_source: every design of a queue needs the same M and L")
         return F.pop()
 
     def _set_queue(self, ds, paths):
@@ -144,9 +145,9 @@ class slp_source(gr.sync_block):
             paths = _paths(path)
             pending = ([load_design(p) for p in paths], paths)
             if not paths:
-                raise ValueError("no design path")
+                raise ConfigError("no design path")
             if self._frame_len(pending[0]) != self.F:
-                raise ValueError(f"frame length differs from the running design's {self.F}")
+                raise ConfigError(f"frame length differs from the running design's {self.F}")
         except Exception as e:  # a bad file must not stop the flowgraph
             gr.log.warn(f"slp_source: design switch ignored ({e})")
             return

@@ -6,7 +6,7 @@ RX chains the echo by D_rx = diag(g_rx) (narrowband: the FIR removes the delays,
 The target/clutter legs come from the geometry prior (LoS, spec A.2), so they are only right once the
 chains are calibrated; the user channels are measured over the air with pilots (DirectChannelCal, LS).
 
-Three designs with the lead's ``isac_opt.starting`` (φ⁰ by Riemannian ascent, x⁰ by the worst-case CI
+Three designs with the lead's ``isac_opt.paper_a.starting`` (φ⁰ by Riemannian ascent, x⁰ by the worst-case CI
 margin SOCP) and MVDR receive filters:
 
 * ``true``: chain gains known exactly, exact user channels, MVDR of the true echo;
@@ -35,7 +35,8 @@ def _fold_tx(ch, g):
 
 
 def _echo(scn, a, b, X):
-    from isac_opt.radar import EchoA, shift_slots
+    from isac_opt.paper_a.radar import EchoA
+    from isac_opt.radar import shift_slots
     bins = (scn.target_bin,) + tuple(scn.clutter_bins)
     s = np.outer(a[0], b[0] @ shift_slots(X, bins[0]))
     c = np.stack([np.outer(a[q + 1], b[q + 1] @ shift_slots(X, bins[q + 1])) for q in range(scn.Q)])
@@ -45,12 +46,12 @@ def _echo(scn, a, b, X):
 
 def e2e_sinr(seed: int, snr_db: float = 20.0, scn=None, gain_db_spread: float = 2.0) -> dict:
     """SINR [dB] in the true world of the ``true`` / ``est`` / ``uncal`` designs for one realisation."""
-    from isac_opt.channels import draw_channels, effective_user_channels, legs
+    from isac_opt.paper_a.channels import draw_channels, effective_user_channels, legs
     from isac_opt.ci import ci_margins, ci_thresholds, worst_case_margin_init
-    from isac_opt.config import ScenarioA
+    from isac_opt.paper_a.scenario import ScenarioA
     from isac_opt.projections import project_cm
-    from isac_opt.radar import mvdr_filter, sinr_mvdr, sinr_of_filter
-    from isac_opt.starting import init_phi
+    from isac_opt.paper_a.radar import mvdr_filter, sinr_mvdr, sinr_of_filter
+    from isac_opt.paper_a.starting import init_phi
 
     scn = scn or ScenarioA()
     rng = np.random.default_rng(seed)

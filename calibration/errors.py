@@ -1,8 +1,10 @@
 """Typed errors of the calibration package: one clear message naming the field and what was expected."""
 from __future__ import annotations
 
+from isac_opt.errors import UserError
 
-class CalibrationError(ValueError):
+
+class CalibrationError(UserError, ValueError):
     """Bad input or a damaged calibration file. ``field`` names the culprit."""
 
     def __init__(self, field: str, expected: str, got=None):
@@ -27,9 +29,9 @@ class StaleCalibrationError(CalibrationError):
         self.expected = repr(expected)
 
 
-class NotCalibratedError(RuntimeError):
+class NotCalibratedError(UserError, RuntimeError):
     """``apply``/``embed``/``save`` was called before ``run`` or ``from_coefs``."""
 
 
-class HardwareUnavailable(RuntimeError):
+class HardwareUnavailable(UserError, RuntimeError):
     """The requested SDR/RIS backend is not attached or its driver is missing."""

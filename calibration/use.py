@@ -219,7 +219,7 @@ def estimate_paper_a_channels(scn, seed: int, *, snr_db: float = 20.0, codebook:
 
     Returns ``(estimate ChannelsA, truth ChannelsA, report dict)``.
     """
-    from isac_opt.channels import ChannelsA, draw_channels, realisation_rng, target_clutter_los
+    from isac_opt.paper_a.channels import ChannelsA, draw_channels, realisation_rng, target_clutter_los
     from .channels import RisCascadeCal, nmse_db
     from .sim_bench import measure_ris_cascade
 

@@ -48,7 +48,7 @@ def cold_solves():
     where the optimum is not unique (measured: the A.10 start point moves by up to 0.06 in |x|). A design
     then depends on what the process solved before, i.e. on chunking and on the executor. Cold solves cost
     nothing measurable here and make each realisation a function of its seed only. Stopgap until the
-    solver calls (``isac_opt/ci.py``, ``isac_opt/detect/admm_mm.py``, ``isac_opt/paper_b/qp.py``) pass
+    solver calls (``isac_opt/ci.py``, ``isac_opt/paper_a/detect/admm_mm.py``, ``isac_opt/paper_b/qp.py``) pass
     ``warm_start=False`` themselves. Chunk functions of the reproduction targets run inside this block.
     Thread-safe (re-entrant count); the original method is restored when the last block exits.
     """

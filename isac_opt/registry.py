@@ -1,63 +1,71 @@
-"""Registries that tie the pieces together without import cycles.
+"""Registries of design methods, reproduction targets and trainers — metadata only, imported lazily.
 
-* ``METHODS``: design methods (``isac-testbed design --method NAME``).
-* ``REPRODUCE``: figure/table targets (``isac-testbed reproduce NAME``).
-* ``TRAINERS``: training tasks (``isac-testbed train NAME``).
-* ``COMMANDS``: extra CLI sub-commands that live in other packages (ris, run, calibrate).
+Every entry is plain data (name, summary, rank, ``"module:attr"`` entry point) declared in a paper's
+catalogue (:data:`CATALOGS`: ``isac_opt.paper_a.catalog``, ``isac_opt.paper_b.catalog``). Reading the
+registry imports only those small data modules, so ``isac-testbed --help`` and ``design --help`` list every
+method without importing torch, cvxpy or matplotlib; an entry's module is imported when it is run.
 
-Modules named in ``EXTENSION_MODULES`` register themselves on import; a module that does not exist
-in this checkout is skipped, any other import error propagates (no silent failure).
+Entry-point conventions:
+
+* method: ``attr(name, scenario, seed, channels=None) -> design`` (one function serves a family of
+  methods; ``name`` selects), the design has ``save(path)``, ``report(pfa)`` and ``violations()``;
+* target: ``attr(out_dir, quick=False, workers=1, **options) -> list of written paths``;
+* trainer: ``attr(out_dir, scenario="paper-a", quick=False, **options) -> list of written paths``.
+
+A new paper or method plugs in by adding a catalogue entry; nothing here or in the CLI changes.
 """
 from __future__ import annotations
 
 import importlib
-import importlib.util
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from .errors import MethodError
 
-# Modules that register methods / reproduce targets / trainers when imported.
-EXTENSION_MODULES = (
-    "isac_opt.starting",          # foundation: starting designs (A.10, B.7 init), random-ris / no-ris
-    "isac_opt.detect.methods",    # paper A detection: admm-mm, radar-only, unfolded, ...
-    "isac_opt.doa.methods",       # paper A DoA: unfolded-doa, unfolded-doa-alm, unsupervised-doa
-    "isac_opt.paper_b.methods",   # paper B: stap-fp-mm-admm and baselines
-)
+#: modules holding ``METHODS``, ``TARGETS``, ``TRAINERS`` lists of entries (data only, no heavy imports)
+CATALOGS = ("isac_opt.paper_a.catalog", "isac_opt.paper_b.catalog")
 
-# Sub-commands provided by the other import packages: name -> module defining
-# ``add_parser(subparsers)``, which adds ONE sub-parser named like the key and sets
-# ``set_defaults(func=handler)`` with ``handler(args) -> int`` (the exit code).
-COMMAND_MODULES = {
-    "ris": "ris_driver.cli",
-    "run": "blocks.cli",
-    "calibrate": "calibration.cli",
-}
+
+def resolve(spec: str) -> Any:
+    """Import ``"package.module:attr[.attr…]"`` and return the attribute."""
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise ValueError(f"entry point {spec!r}: expected 'module:attr'")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 @dataclass(frozen=True)
 class Method:
-    """A design method.
-
-    ``run(scenario, seed, channels=None) -> design`` returns a design object with ``save(path)`` and
-    ``report(pfa=1e-3) -> dict``. ``rank``: the highest-ranked method available for a scenario kind is
-    the default of ``design``.
-    """
+    """A design method. The highest-ranked method of a scenario kind is the default of ``design``."""
 
     name: str
     scenario_kind: str            # "paper-a" | "paper-b"
     summary: str
-    run: Callable[..., Any]
+    entry: str                    # "module:attr", attr(name, scenario, seed, channels=None)
     rank: int = 0
+
+    def run(self, scenario, seed: int, channels=None, *, allow_infeasible: bool = False, **kw):
+        """Design with this method (imports its module on first use), certified by
+        :func:`isac_opt.contract.certify`: an infeasible design raises unless ``allow_infeasible``."""
+        from .contract import certify
+        d = resolve(self.entry)(self.name, scenario, seed, channels=channels, **kw)
+        certify(d, allow_infeasible=allow_infeasible)
+        return d
 
 
 @dataclass(frozen=True)
 class Target:
-    """A reproduction target: ``run(out_dir, quick=False, workers=1, **kw) -> list of written paths``."""
+    """A reproduction target or a training task: ``run(out_dir, **options) -> list of written paths``."""
 
     name: str
     summary: str
-    run: Callable[..., Any]
+    entry: str                    # "module:attr"
+
+    def run(self, *args, **kw):
+        return resolve(self.entry)(*args, **kw)
 
 
 METHODS: dict[tuple[str, str], Method] = {}
@@ -66,41 +74,24 @@ TRAINERS: dict[str, Target] = {}
 _loaded = False
 
 
-def register_method(m: Method) -> Method:
-    """Register ``m`` under (scenario kind, name): paper A and paper B may both have ``random-ris``."""
-    METHODS[(m.scenario_kind, m.name)] = m
-    return m
-
-
-def register_target(t: Target) -> Target:
-    REPRODUCE[t.name] = t
-    return t
-
-
-def register_trainer(t: Target) -> Target:
-    TRAINERS[t.name] = t
-    return t
-
-
-def _module_exists(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:   # a parent package is missing
-        return False
-
-
-def load_extensions() -> None:
+def load_catalogs() -> None:
+    """Fill :data:`METHODS`, :data:`REPRODUCE`, :data:`TRAINERS` from the catalogues (cheap, idempotent)."""
     global _loaded
     if _loaded:
         return
-    for mod in EXTENSION_MODULES:
-        if _module_exists(mod):
-            importlib.import_module(mod)
+    for mod in CATALOGS:
+        cat = importlib.import_module(mod)
+        for m in getattr(cat, "METHODS", ()):
+            METHODS[(m.scenario_kind, m.name)] = m      # paper A and B may both have `random-ris`
+        for t in getattr(cat, "TARGETS", ()):
+            REPRODUCE[t.name] = t
+        for t in getattr(cat, "TRAINERS", ()):
+            TRAINERS[t.name] = t
     _loaded = True
 
 
 def methods_for(kind: str) -> list[Method]:
-    load_extensions()
+    load_catalogs()
     return sorted((m for m in METHODS.values() if m.scenario_kind == kind), key=lambda m: -m.rank)
 
 
@@ -117,3 +108,17 @@ def get_method(name: str | None, kind: str) -> Method:
         raise MethodError(f"method {name!r} does not fit scenario {kind!r}{hint}; "
                           f"expected one of: {', '.join(by)}")
     return by[name]
+
+
+def get_target(name: str) -> Target:
+    load_catalogs()
+    if name not in REPRODUCE:
+        raise MethodError(f"unknown reproduction target {name!r}; expected any of: {', '.join(sorted(REPRODUCE))}")
+    return REPRODUCE[name]
+
+
+def get_trainer(name: str) -> Target:
+    load_catalogs()
+    if name not in TRAINERS:
+        raise MethodError(f"unknown training task {name!r}; expected one of: {', '.join(TRAINERS)}")
+    return TRAINERS[name]

@@ -23,7 +23,9 @@ import time
 import numpy as np
 
 from .device import Pattern
-from .errors import RisError
+from isac_opt.errors import UserError
+
+from .errors import RisInputError
 
 __all__ = ["add_parser", "main"]
 
@@ -108,8 +110,8 @@ def _guard(fn):
                             format="%(levelname)s %(name)s: %(message)s")
         try:
             return fn(args)
-        except (RisError, ValueError, OSError, KeyError) as e:
-            print(f"ris {args.ris_command}: {type(e).__name__}: {e}", file=sys.stderr)
+        except (UserError, OSError) as e:   # user errors and unavailable ports; anything else is a bug
+            print(f"isac-testbed ris {args.ris_command}: error: {e}", file=sys.stderr)
             return 2
     wrapper.__name__ = fn.__name__
     return wrapper
@@ -157,21 +159,25 @@ def _cmd_set(args) -> int:
 
     with _open(args.url) as dev:
         b = dev.board
-        if args.hex is not None:
-            p = Pattern.from_hex(b, args.hex.upper(), Pattern((0,) * b.n, _amp_arg(args.amp, b)).to_hex(b)[1])
-        elif args.states is not None:
-            p = Pattern(tuple(int(x) for x in args.states.split(",")), _amp_arg(args.amp, b))
-        elif args.zeros:
-            p = Pattern((0,) * b.n, _amp_arg(args.amp, b))
-        elif args.random:
-            p = Pattern.random(b, np.random.default_rng(args.seed))
-            if args.amp is not None:
-                p = Pattern(p.phase, _amp_arg(args.amp, b))
-        else:
-            coef = np.load(args.coef)
-            p = quantize(coef, b, amp_state=None if args.amp is None else int(args.amp))
-            err = np.abs(coef - coefficients(p, b))
-            print(f"quantised {args.coef}: max |coef - gamma| = {err.max():.4f}, rms = {np.sqrt(np.mean(err**2)):.4f}")
+        try:   # the user's pattern (hex, states, amplitude, coefficient file) is checked here
+            if args.hex is not None:
+                p = Pattern.from_hex(b, args.hex.upper(), Pattern((0,) * b.n, _amp_arg(args.amp, b)).to_hex(b)[1])
+            elif args.states is not None:
+                p = Pattern(tuple(int(x) for x in args.states.split(",")), _amp_arg(args.amp, b))
+            elif args.zeros:
+                p = Pattern((0,) * b.n, _amp_arg(args.amp, b))
+            elif args.random:
+                p = Pattern.random(b, np.random.default_rng(args.seed))
+                if args.amp is not None:
+                    p = Pattern(p.phase, _amp_arg(args.amp, b))
+            else:
+                coef = np.load(args.coef)
+                p = quantize(coef, b, amp_state=None if args.amp is None else int(args.amp))
+                err = np.abs(coef - coefficients(p, b))
+                print(f"quantised {args.coef}: max |coef - gamma| = {err.max():.4f}, rms = {np.sqrt(np.mean(err**2)):.4f}")
+            p.validate(b)
+        except ValueError as e:
+            raise RisInputError(f"pattern: {e}") from None
         ack = dev.apply(p)
         print(f"applied {p.to_hex(b)[0]}  attempts {ack.attempts}  cycles {ack.cycles}  t_ack {ack.t_ack:.6f}")
     return 0
@@ -240,7 +246,8 @@ def _cmd_serve(args) -> int:
 
 @_guard
 def _cmd_simulate(args) -> int:
-    from .sim import PtySimulator, simulator_from_url
+    from .sim import PtySimulator
+    from .url import simulator_from_url
 
     url = args.url
     if args.protocol:

@@ -9,12 +9,15 @@ built-in ``ValueError`` / ``TypeError`` with a message naming the field.
     ├── RisTimeout        no (valid) reply within the deadline after all retries
     ├── RisNack           the device answered with an error code (``ER;E=<code>``)
     ├── RisProtocolError  a frame that does not parse (bad start, bad CRC, bad field ...)
-    └── RisVerifyError    read-back after apply differs from the commanded state
+    ├── RisVerifyError    read-back after apply differs from the commanded state
+    └── RisInputError     a device URL or pattern that does not parse (also a ValueError)
 """
 from __future__ import annotations
 
+from isac_opt.errors import UserError  # the testbed's one error root (a leaf module, no imports)
 
-class RisError(Exception):
+
+class RisError(UserError):
     """Base class of every error ``ris_driver`` raises on purpose."""
 
 
@@ -42,6 +45,10 @@ class RisProtocolError(RisError, ValueError):
 
 class RisVerifyError(RisError):
     """The state read back after an apply differs from the commanded state (after all cycles)."""
+
+
+class RisInputError(RisError, ValueError):
+    """A device URL or a pattern the user gave is invalid; the message names the part."""
 
 
 #: Name -> class, used to re-raise typed errors received over ZMQ.

@@ -17,7 +17,7 @@ registry::
     board.add_listener(fn)                  # fn(pattern) called after every commit
     board.faults.drop_ack = 0.01            # fault switches (ris_driver.firmware.Faults)
 
-``get_simulator`` raises ``KeyError`` for a name nobody created yet; ``simulator_from_url("sim://NAME?n=64")``
+``get_simulator`` raises ``KeyError`` for a name nobody created yet; ``ris_driver.url.simulator_from_url("sim://NAME?n=64")``
 creates (or reuses) the board without keeping a client open. ``create_simulator(name, board_spec, ...)``
 registers one explicitly (e.g. with a calibrated
 ``BoardSpec``), ``remove_simulator(name)`` drops it. :class:`PtySimulator` serves a ``SimulatedBoard``
@@ -48,7 +48,7 @@ from .device import BoardSpec
 from .firmware import Faults, SimulatedBoard
 from .serial_link import Transport
 
-__all__ = ["get_simulator", "create_simulator", "simulator_from_url", "remove_simulator", "list_simulators", "InProcTransport",
+__all__ = ["get_simulator", "create_simulator", "remove_simulator", "list_simulators", "InProcTransport",
            "PtySimulator", "TcpSimulator", "SimulatedBoard", "Faults"]
 
 _REGISTRY: dict[str, SimulatedBoard] = {}
@@ -78,20 +78,6 @@ def get_simulator(name: str) -> SimulatedBoard:
             return _REGISTRY[name]
         except KeyError:
             raise KeyError(f"no simulator named {name!r}; known: {sorted(_REGISTRY)}") from None
-
-
-def simulator_from_url(url: str) -> SimulatedBoard:
-    """Create (or reuse) the board a ``sim://NAME?...`` URL describes, without keeping a client open.
-
-    Lets a simulated channel get the shared board before (or without) any driver opening it.
-    """
-    from .url import open_ris, split_url
-
-    scheme, name, _ = split_url(url)
-    if scheme != "sim":
-        raise ValueError(f"url {url!r}: expected a sim://NAME?... URL")
-    open_ris(url).close()
-    return get_simulator(name or "default")
 
 
 def remove_simulator(name: str) -> None:

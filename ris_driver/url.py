@@ -21,6 +21,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode
 
 from .device import BoardSpec
+from .errors import RisInputError
 
 __all__ = ["open_ris", "split_url"]
 
@@ -30,12 +31,12 @@ _OURS = {"baud", "timeout_ms", "retries", "verify", "cal"}
 def split_url(url: str) -> tuple[str, str, dict]:
     """``(scheme, target, params)``; unknown parameters of serial URLs stay in ``target``."""
     if not isinstance(url, str) or not url:
-        raise ValueError(f"url: expected a device URL such as 'sim://bench' or 'serial:///dev/ttyUSB0', got {url!r}")
+        raise RisInputError(f"url: expected a device URL such as 'sim://bench' or 'serial:///dev/ttyUSB0', got {url!r}")
     if url.startswith("/"):
         url = "serial://" + url
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError(f"url {url!r}: expected SCHEME://..., schemes sim, serial, osris+serial, zmq")
+        raise RisInputError(f"url {url!r}: expected SCHEME://..., schemes sim, serial, osris+serial, zmq")
     target, _, query = rest.partition("?")
     params, other = {}, []
     for k, v in parse_qsl(query, keep_blank_values=True):
@@ -54,7 +55,7 @@ def _num(params: dict, key: str, conv, default):
     try:
         return conv(params.pop(key))
     except ValueError:
-        raise ValueError(f"url parameter {key!r}: expected a number") from None
+        raise RisInputError(f"url parameter {key!r}: expected a number") from None
 
 
 def open_ris(url: str, *, board: BoardSpec | None = None):
@@ -94,7 +95,7 @@ def open_ris(url: str, *, board: BoardSpec | None = None):
                 elif cols is None:
                     cols = (n or rows) // rows
                 if n is not None and rows * cols != n:
-                    raise ValueError(f"url {url!r}: rows*cols = {rows * cols} differs from n = {n}")
+                    raise RisInputError(f"url {url!r}: rows*cols = {rows * cols} differs from n = {n}")
                 amps = _num(p, "amps", int, 1)
                 scope = p.pop("amp_scope", "none" if amps == 1 else "element")
                 board = BoardSpec(rows=rows, cols=cols, bits=_num(p, "bits", int, 1),
@@ -130,12 +131,26 @@ def open_ris(url: str, *, board: BoardSpec | None = None):
         if retries is not None:
             kw["retries"] = retries
         if verify is not None:
-            raise ValueError("url parameter 'verify' does not apply to zmq:// (the server verifies)")
+            raise RisInputError("url parameter 'verify' does not apply to zmq:// (the server verifies)")
         _no_more(url, p)
         return ZmqRis("tcp://" + target, **kw)
-    raise ValueError(f"url {url!r}: unknown scheme {scheme!r}; expected sim, serial, osris+serial or zmq")
+    raise RisInputError(f"url {url!r}: unknown scheme {scheme!r}; expected sim, serial, osris+serial or zmq")
 
 
 def _no_more(url: str, p: dict) -> None:
     if p:
-        raise ValueError(f"url {url!r}: unknown parameter(s) {sorted(p)}")
+        raise RisInputError(f"url {url!r}: unknown parameter(s) {sorted(p)}")
+
+
+def simulator_from_url(url: str):
+    """Create (or reuse) the board a ``sim://NAME?...`` URL describes, without keeping a client open.
+
+    Lets a simulated channel get the shared board before (or without) any driver opening it.
+    """
+    from .sim import get_simulator
+
+    scheme, name, _ = split_url(url)
+    if scheme != "sim":
+        raise RisInputError(f"url {url!r}: expected a sim://NAME?... URL")
+    open_ris(url).close()
+    return get_simulator(name or "default")

@@ -15,7 +15,7 @@ def rng():
 @pytest.fixture
 def small_scn():
     """A small paper-A scenario for tests that form dense matrices (M=3, N=4, L=4, Q=2, K=2)."""
-    from isac_opt.config import ScenarioA
+    from isac_opt.paper_a.scenario import ScenarioA
     import math
     return ScenarioA(M=3, N=4, K=2, L=4, Q=2, noise_comm_w=(1e-11, 1e-11), gamma_db=(10.0, 10.0),
                      xi_q_sq=(1.0, 0.5), clutter_bins=(1, 2), clutter_angles_rad=(-math.pi / 3, math.pi / 4))

@@ -18,10 +18,10 @@ pytestmark = pytest.mark.gnuradio
 
 @pytest.fixture(scope="module")
 def design_file(tmp_path_factory):
-    from isac_opt import starting  # noqa: F401
-    from isac_opt.config import ScenarioA
-    from isac_opt.registry import METHODS
-    d = METHODS[("paper-a", "init")].run(ScenarioA(), 0)
+    from isac_opt.paper_a import starting  # noqa: F401
+    from isac_opt.paper_a.scenario import ScenarioA
+    from isac_opt.registry import get_method
+    d = get_method("init", "paper-a").run(ScenarioA(), 0)
     p = tmp_path_factory.mktemp("bench") / "design.npz"
     d.save(p)
     return str(p), d
@@ -141,10 +141,10 @@ def test_random_ris_state_lowers_measured_sinr_as_predicted(design_file):
 def test_design_queue_and_switch_at_frame_boundary(design_file, tmp_path):
     """A ';'-separated queue alternates designs per frame; a 'design' message switches at a boundary."""
     from blocks.slp_source import slp_source
-    from isac_opt.config import ScenarioA
-    from isac_opt.registry import METHODS
+    from isac_opt.paper_a.scenario import ScenarioA
+    from isac_opt.registry import get_method
     path, d = design_file
-    d2 = METHODS[("paper-a", "init")].run(ScenarioA(), 1)
+    d2 = get_method("init", "paper-a").run(ScenarioA(), 1)
     p2 = str(tmp_path / "d2.npz")
     d2.save(p2)
     F = d.scenario.L + auto_gap(d.scenario)

@@ -16,15 +16,15 @@ from isac_opt.bench.framing import (FrameAssembler, auto_gap, frame_samples, sym
 from isac_opt.bench.pipeline import simulate
 from isac_opt.bench.stap import estimate_sinr, filter_stats, roc_check
 from isac_opt.ci import psk_constellation
-from isac_opt.radar import echo
+from isac_opt.paper_a.radar import echo
 
 
 @pytest.fixture(scope="module")
 def design():
-    from isac_opt import starting  # noqa: F401  (registers "init" without loading other extensions)
-    from isac_opt.config import ScenarioA
-    from isac_opt.registry import METHODS
-    return METHODS[("paper-a", "init")].run(ScenarioA(), 0)
+    from isac_opt.paper_a import starting  # noqa: F401  (registers "init" without loading other extensions)
+    from isac_opt.paper_a.scenario import ScenarioA
+    from isac_opt.registry import get_method
+    return get_method("init", "paper-a").run(ScenarioA(), 0)
 
 
 def test_frame_layout_and_symbols(rng):
@@ -107,7 +107,7 @@ def test_channel_matches_spec_model(design):
     assert abs(err - 1) < 5 / math.sqrt(clean.size), f"frame-mean error {err} (x nf) vs 1"
     assert np.mean(np.abs(clean) ** 2) > 20 / nf         # the check resolves the echo
     # the guard samples hold only the echo tails of bins ≥ 1 plus noise; no leakage into the next frame
-    from isac_opt.channels import effective_user_channels
+    from isac_opt.paper_a.channels import effective_user_channels
     Z = (effective_user_channels(ch, design.phi) @ design.X) / np.sqrt(np.asarray(scn.noise_comm_w))[:, None]
     U = users.reshape(nf, F, scn.K)[:, :scn.L, :]
     pu = np.mean(np.abs(U - Z.T[None]) ** 2)

@@ -40,7 +40,7 @@ SMALL = dict(Nt=3, Nr=3, K=2, R=2, N=4, Q=2, Pc=3, L=4, noise_comm_w=(1e-11, 2e-
 @pytest.fixture(scope="module")
 def design_b(tmp_path_factory):
     """A real paper-B design (stap-fp-mm-admm, 5 outer iterations, < 1 s) and a second one (X·j)."""
-    from isac_opt.paper_b.designfile import load
+    from isac_opt.paper_b.design import load
     from isac_opt.paper_b.methods import run_method
     scn = ScenarioB(**SMALL)
     ch = draw_channels(scn, np.random.default_rng(1))

@@ -333,11 +333,12 @@ def test_block_follows_ris_simulators_and_messages(design_file):
     pytest.importorskip("gnuradio")
     pmt = pytest.importorskip("pmt")
     from ris_driver import sim
+    from ris_driver.url import simulator_from_url
     path, d = design_file
     ch = d.channels
     names = [f"chb_test_{r}" for r in range(ch.R)]
     for nm in names:
-        sim.simulator_from_url(f"sim://{nm}?n={ch.N}&bits=2")
+        simulator_from_url(f"sim://{nm}?n={ch.N}&bits=2")
     try:
         blk, _, radar, _, _ = _run_block(path, d.X[None], ris=";".join(f"sim://{nm}" for nm in names),
                                          noise=False, rcs="fixed", target_mode="on")

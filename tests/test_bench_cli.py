@@ -1,4 +1,4 @@
-"""``isac-testbed run`` (blocks/cli.py): JSON report, SigMF recording, PNG, clean errors."""
+"""``isac-testbed run`` (isac_testbed/run.py): JSON report, SigMF recording, PNG, clean errors."""
 from __future__ import annotations
 
 import argparse
@@ -12,17 +12,17 @@ pytestmark = pytest.mark.gnuradio
 
 @pytest.fixture(scope="module")
 def design_file(tmp_path_factory):
-    from isac_opt import starting  # noqa: F401
-    from isac_opt.config import ScenarioA
-    from isac_opt.registry import METHODS
-    d = METHODS[("paper-a", "init")].run(ScenarioA(), 0)
+    from isac_opt.paper_a import starting  # noqa: F401
+    from isac_opt.paper_a.scenario import ScenarioA
+    from isac_opt.registry import get_method
+    d = get_method("init", "paper-a").run(ScenarioA(), 0)
     p = tmp_path_factory.mktemp("clidesign") / "design.npz"
     d.save(p)
     return p
 
 
 def _parse(argv):
-    from blocks import cli
+    from isac_testbed import run as cli
     ap = argparse.ArgumentParser(prog="isac-testbed")
     sub = ap.add_subparsers(dest="cmd")
     cli.add_parser(sub)
@@ -53,9 +53,11 @@ def test_run_json_record_png(design_file, tmp_path, capsys):
 
 
 def test_run_rejects_bad_arguments(design_file, capsys):
-    args = _parse(["run", "--design", str(design_file), "--frames", "1"])
-    assert args.func(args) == 2
-    assert "--frames" in capsys.readouterr().err
-    args = _parse(["run", "--design", str(design_file), "--backend", "pluto", "--frames", "10"])
-    assert args.func(args) == 2                      # no Pluto attached (and M != 2): one clean error line
-    assert "error:" in capsys.readouterr().err
+    from isac_testbed.cli import main
+    assert main(["run", "--design", str(design_file), "--frames", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--frames" in err and err.startswith("isac-testbed run: error: ") and len(err.splitlines()) == 1
+    # no Pluto attached (and M != 2): one clean error line
+    assert main(["run", "--design", str(design_file), "--backend", "pluto", "--frames", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("isac-testbed run: error: ") and "Traceback" not in err

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.hardware, pytest.mark.gnuradio]
 
 
 def test_hardware_loopback_run(capsys):
-    from blocks import cli
+    from isac_testbed import run as cli
     ap = argparse.ArgumentParser()
     cli.add_parser(ap.add_subparsers())
     backend = os.environ.get("SDR_BACKEND", "pluto")

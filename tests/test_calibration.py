@@ -417,7 +417,7 @@ class TestClutterCovCal(CalibrationContract):
 def test_e2e_design_from_estimated_chains_within_1db():
     """Paper-A init design: estimated chain gains + pilot user channels lose < 1 dB vs exact knowledge;
     ignoring the chain errors loses much more (random ±180° chain phases)."""
-    pytest.importorskip("isac_opt.starting")
+    pytest.importorskip("isac_opt.paper_a.starting")
     pytest.importorskip("cvxpy")
     from calibration.e2e import e2e_sinr
     r = e2e_sinr(seed=2)
@@ -430,7 +430,7 @@ def test_error_model_agrees_with_the_channel_emulator(small_scn):
     ChainCal.embed of its unimpaired output (same noise draws), so the two benches share one error model."""
     pytest.importorskip("isac_opt.bench.channel")
     from isac_opt.bench.channel import ChannelEmulator
-    from isac_opt.channels import draw_channels
+    from isac_opt.paper_a.channels import draw_channels
     scn = small_scn
     ch = draw_channels(scn, np.random.default_rng(1))
     phi = np.exp(1j * np.arange(scn.N))

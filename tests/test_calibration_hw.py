@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from calibration import cli
+from isac_testbed import calibrate as cli
 from calibration.base import Calibration
 from calibration.channels import RisCascadeCal, affine_truth, nmse_db
 from calibration.clutter import compare_cov
@@ -263,7 +263,7 @@ def test_no_hardware_one_line_exit_2(capsys, tmp_path, monkeypatch, backend, wha
     rc = cli.main([what, "--backend", backend, "--out", str(tmp_path / "x")] + extra)
     err = capsys.readouterr().err
     assert rc == 2, err
-    lines = [ln for ln in err.strip().splitlines() if ln.startswith("isac-testbed calibrate:")]
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("isac-testbed calibrate: error:")]
     assert len(lines) == 1 and "Traceback" not in err and ("no " in lines[0] or "needs" in lines[0]), err
     assert not (tmp_path / "x.json").exists()
 
@@ -391,11 +391,11 @@ def test_no_hardware_subprocess_prints_exactly_one_line(tmp_path, backend, what)
     import subprocess
     env = dict(os.environ)
     env.pop("SDR_URI", None)
-    r = subprocess.run([sys.executable, "-m", "calibration.cli"] + what + ["--backend", backend,
+    r = subprocess.run([sys.executable, "-m", "isac_testbed.calibrate"] + what + ["--backend", backend,
                         "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120,
                        env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert r.returncode == 2, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("isac-testbed calibrate: "), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("isac-testbed calibrate: error: "), r.stderr
     assert not (tmp_path / "x.json").exists()
 
 

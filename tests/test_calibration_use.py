@@ -17,7 +17,7 @@ FS, LO = 2e6, 5.8e9
 
 
 def _cli(argv):
-    from isac_opt.cli import main
+    from isac_testbed.cli import main
     return main([str(a) for a in argv])
 
 
@@ -46,9 +46,8 @@ def files(tmp_path_factory):
 
 # ------------------------------------------------------------------------------------------ channels
 def test_channels_out_is_a_channels_file_of_the_estimate(files):
-    from isac_opt.channels import (ChannelsA, draw_channels, effective_user_channels, realisation_rng,
-                                   target_clutter_los)
-    from isac_opt.config import ScenarioA
+    from isac_opt.paper_a.channels import (ChannelsA, draw_channels, effective_user_channels, realisation_rng, target_clutter_los)
+    from isac_opt.paper_a.scenario import ScenarioA
     scn = ScenarioA()
     est = ChannelsA.load(files["est"], scn)
     truth = draw_channels(scn, realisation_rng(SEED, 0))           # what the design methods draw
@@ -72,7 +71,7 @@ def test_channels_out_is_a_channels_file_of_the_estimate(files):
 
 
 def test_design_from_estimated_channels_uses_them(files):
-    from isac_opt.channels import ChannelsA
+    from isac_opt.paper_a.channels import ChannelsA
     from isac_opt.designfile import load_design
     d = load_design(files["d_est"])
     est = ChannelsA.load(files["est"], d.scenario)
@@ -264,7 +263,7 @@ def _bench(files, frames, **kw):
 def test_run_with_impairments_loses_without_and_recovers_with_calibration(files):
     pytest.importorskip("gnuradio")
     import dataclasses
-    from isac_opt.channels import ChannelsA
+    from isac_opt.paper_a.channels import ChannelsA
     from isac_opt.designfile import load_design
     d, t = load_design(files["d_est"]), load_design(files["d_true"])
     world = files["dir"] / "world.npz"                      # the estimated design in the TRUE channels

@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import norm
 
 from isac_opt import ci
-from isac_opt.channels import draw_channels, effective_user_channels
+from isac_opt.paper_a.channels import draw_channels, effective_user_channels
 
 
 def _qfunc(x):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from isac_opt.cli import main
+from isac_testbed.cli import main
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -28,12 +28,13 @@ def test_design_from_toml_and_channels_file(tmp_path, capsys):
     text = (tmp_path / "s.toml").read_text().replace("N = 64", "N = 16")
     (tmp_path / "s.toml").write_text(text)
     assert main(["design", "--scenario", str(tmp_path / "s.toml"), "--method", "init", "--seed", "1",
-                 "--out", str(tmp_path / "d.npz"), "--json"]) == 0
+                 "--out", str(tmp_path / "d.npz"), "--json", "--allow-infeasible"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["method"] == "init"
     # the design's own file doubles as a channels file
     assert main(["design", "--scenario", str(tmp_path / "s.toml"), "--method", "init", "--seed", "1",
-                 "--channels", str(tmp_path / "d.npz"), "--out", str(tmp_path / "d2.npz"), "--json"]) == 0
+                 "--channels", str(tmp_path / "d.npz"), "--out", str(tmp_path / "d2.npz"), "--json",
+                 "--allow-infeasible"]) == 0
     rep2 = json.loads(capsys.readouterr().out)
     assert rep2["sinr_db"] == pytest.approx(rep["sinr_db"], abs=1e-6)   # same channels + seed, same design
 
@@ -48,7 +49,7 @@ def test_bad_input_one_line_error(argv, needle, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and needle in err and "Traceback" not in err
+    assert err.startswith("isac-testbed ") and ": error: " in err and needle in err and "Traceback" not in err
 
 
 def test_bad_toml_field_via_console_script(tmp_path):
@@ -74,4 +75,4 @@ def test_reproduce_executor_flags_errors(capsys, tmp_path):
     # an unreachable scheduler is one line naming it
     assert main(["reproduce", "fig4", "--quick", "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "scheduler" in err and "Traceback" not in err
+    assert err.startswith("isac-testbed ") and ": error: " in err and "scheduler" in err and "Traceback" not in err

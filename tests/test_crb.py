@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from isac_opt import radar
-from isac_opt.channels import draw_channels, target_clutter_los
-from isac_opt.crb import crb_doa
+from isac_opt.paper_a import radar
+from isac_opt.paper_a.channels import draw_channels, target_clutter_los
+from isac_opt.paper_a.crb import crb_doa
 
 
 def mu_of(scn, ch, X, phi, th0, thr, alpha):

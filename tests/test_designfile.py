@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from isac_opt.channels import ChannelsA, draw_channels
-from isac_opt.designfile import DesignA, load_design, read_meta
+from isac_opt.paper_a.channels import ChannelsA, draw_channels
+from isac_opt.paper_a.design import DesignA
+from isac_opt.designfile import load_design, read_meta
 from isac_opt.errors import DesignFileError
-from isac_opt.starting import init_phi, init_x
+from isac_opt.paper_a.starting import init_phi, init_x
 
 
 @pytest.fixture

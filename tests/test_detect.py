@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from isac_opt.channels import draw_channels, effective_user_channels, realisation_rng
+from isac_opt.paper_a.channels import draw_channels, effective_user_channels, realisation_rng
 from isac_opt.ci import ci_margins, ci_thresholds
-from isac_opt.config import ScenarioA
+from isac_opt.paper_a.scenario import ScenarioA
 from isac_opt.errors import MethodError
-from isac_opt.radar import echo, sinr_mvdr, unvec, vec
+from isac_opt.paper_a.radar import echo, sinr_mvdr
+from isac_opt.radar import unvec, vec
 
 torch.set_num_threads(1)
 
@@ -61,8 +62,8 @@ def test_v14_mm_minoriser_dense():
 
 def test_v15_admm_mm_x_step_monotone():
     """V-15(ii): the ADMM-MM x-step with c_mm = 1 and ρ = 0 (no CM) never decreases the SINR."""
-    from isac_opt.detect.admm_mm import x_step
-    from isac_opt.detect.core import start_point
+    from isac_opt.paper_a.detect.admm_mm import x_step
+    from isac_opt.paper_a.detect.core import start_point
     scn = _scn()
     ch = draw_channels(scn, realisation_rng(1, 0))
     s = start_point(scn, ch, "ris", realisation_rng(1, 1))
@@ -83,8 +84,8 @@ def test_v15_admm_mm_x_step_monotone():
 
 
 def test_admm_mm_small_instance():
-    from isac_opt.detect.admm_mm import admm_mm
-    from isac_opt.detect.core import start_point
+    from isac_opt.paper_a.detect.admm_mm import admm_mm
+    from isac_opt.paper_a.detect.core import start_point
     scn = _scn()
     ch = draw_channels(scn, realisation_rng(2, 0))
     s = start_point(scn, ch, "ris", realisation_rng(2, 1))
@@ -102,7 +103,7 @@ def test_admm_mm_small_instance():
 
 
 def test_variants_start_points():
-    from isac_opt.detect.core import start_point
+    from isac_opt.paper_a.detect.core import start_point
     scn = _scn()
     ch = draw_channels(scn, realisation_rng(3, 0))
     nr = start_point(scn, ch, "no-ris", realisation_rng(3, 1))
@@ -114,23 +115,24 @@ def test_variants_start_points():
 
 
 def test_methods_registered_and_run_small():
-    from isac_opt.registry import METHODS
-    import isac_opt.detect.methods  # noqa: F401
+    from isac_opt.registry import METHODS, get_method, load_catalogs
+    load_catalogs()
+    import isac_opt.paper_a.detect.methods  # noqa: F401
     for name in ("admm-mm", "radar-only", "random-ris", "no-ris", "unfolded"):
         assert ("paper-a", name) in METHODS
-    assert METHODS[("paper-a", "admm-mm")].rank > 10
+    assert get_method("admm-mm", "paper-a").rank > 10
     scn = _scn()
     for name in ("random-ris", "no-ris"):
-        d = METHODS[("paper-a", name)].run(scn, 5)
+        d = get_method(name, "paper-a").run(scn, 5)
         assert d.method == name
         assert np.allclose(np.abs(d.X), scn.amp) and np.allclose(np.abs(d.phi), 1.0)
         assert np.isfinite(d.metrics["sinr_db"])
-    assert not np.any(METHODS[("paper-a", "no-ris")].run(scn, 5).channels.G)
+    assert not np.any(get_method("no-ris", "paper-a").run(scn, 5).channels.G)
 
 
 def test_weights_refused_when_not_fitting(tmp_path):
-    from isac_opt.detect.unfolded import load_net, save_net
-    from isac_opt.unfold import AdmmConfig, UnfoldedAdmm
+    from isac_opt.paper_a.detect.unfolded import load_net, save_net
+    from isac_opt.paper_a.unfold import AdmmConfig, UnfoldedAdmm
     scn = _scn()
     net = UnfoldedAdmm(AdmmConfig(T=1, J=1, R=1))
     p = tmp_path / "w.pt"
@@ -147,10 +149,10 @@ def test_weights_refused_when_not_fitting(tmp_path):
 
 
 def test_unfolded_method_uses_shipped_weights_or_refuses():
-    from isac_opt.detect.unfolded import default_weights_path
-    from isac_opt.registry import METHODS
-    import isac_opt.detect.methods  # noqa: F401
-    m = METHODS[("paper-a", "unfolded")]
+    from isac_opt.paper_a.detect.unfolded import default_weights_path
+    from isac_opt.registry import get_method
+    import isac_opt.paper_a.detect.methods  # noqa: F401
+    m = get_method("unfolded", "paper-a")
     if not default_weights_path().is_file():
         pytest.skip("no shipped weights in this checkout")
     with pytest.raises(MethodError, match="do not fit"):
@@ -161,7 +163,7 @@ def test_unfolded_method_uses_shipped_weights_or_refuses():
 
 
 def test_reproduce_sweep_small_and_resume(tmp_path):
-    from isac_opt.detect.reproduce import run_sweep
+    from isac_opt.paper_a.detect.reproduce import run_sweep
     scn = _scn()
     paths = run_sweep("fig4", tmp_path, quick=True, n=2, chunk=1, base=scn, mm_n_max=3)
     names = {p.name for p in paths}
@@ -186,9 +188,9 @@ def test_reproduce_sweep_small_and_resume(tmp_path):
 def test_v14_prox_linear_phi_step_bound():
     """V-14(iii): the accepted φ-step satisfies F(φ⁺) ≤ F(φ_i) + Re{GᴴΔ} + (L/2)‖Δ‖² (f = −SINR/SINR⁰),
     keeps |φ_n| ≤ 1 and the CI constraints, and does not decrease the SINR when ρ = 0."""
-    from isac_opt.detect.admm_mm import phi_step
-    from isac_opt.detect.core import start_point
-    from isac_opt.radar import objective_gradients
+    from isac_opt.paper_a.detect.admm_mm import phi_step
+    from isac_opt.paper_a.detect.core import start_point
+    from isac_opt.paper_a.radar import objective_gradients
     scn = _scn()
     for seed in range(3):
         ch = draw_channels(scn, realisation_rng(10 + seed, 0))

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from isac_opt.channels import draw_channels
-from isac_opt.config import ScenarioA
-from isac_opt.crb import crb_doa
-from isac_opt.doa.crb_torch import DoaProblem, crb_torch
-from isac_opt.unfold import CIConstraint, phr_penalty
+from isac_opt.paper_a.channels import draw_channels
+from isac_opt.paper_a.scenario import ScenarioA
+from isac_opt.paper_a.crb import crb_doa
+from isac_opt.paper_a.doa.crb_torch import DoaProblem, crb_torch
+from isac_opt.paper_a.unfold import CIConstraint, phr_penalty
 
 
 def _instances(scn, rng, n=3):
@@ -28,7 +28,7 @@ def _scenarios(small):
 
 @pytest.mark.parametrize("which", [0, 1, 2])
 def test_crb_torch_matches_numpy_reference(small_scn, rng, which):
-    """V-8: the structured torch CRB equals isac_opt.crb.crb_doa (itself checked by finite-difference FIM)."""
+    """V-8: the structured torch CRB equals isac_opt.paper_a.crb.crb_doa (itself checked by finite-difference FIM)."""
     scn = _scenarios(small_scn)[which]
     chs, Xs, ph = _instances(scn, rng)
     ref = np.array([crb_doa(scn, c, X, p) for c, X, p in zip(chs, Xs, ph)])
@@ -42,9 +42,10 @@ def test_crb_torch_matches_numpy_reference(small_scn, rng, which):
 
 
 def test_crb_dense_fim(small_scn, rng):
-    """V-8 independent of isac_opt.crb: dense C and the full 4×4 FIM with finite-difference ∂μ/∂θ."""
-    from isac_opt.channels import legs
-    from isac_opt.radar import echo, vec
+    """V-8 independent of isac_opt.paper_a.crb: dense C and the full 4×4 FIM with finite-difference ∂μ/∂θ."""
+    from isac_opt.paper_a.channels import legs
+    from isac_opt.paper_a.radar import echo
+    from isac_opt.radar import vec
     scn = small_scn
     chs, Xs, ph = _instances(scn, rng, 1)
     ch, X, p = chs[0], Xs[0], ph[0]
@@ -52,7 +53,7 @@ def test_crb_dense_fim(small_scn, rng):
 
     def mu(th0, thr):
         s2 = scn.replace(theta0_rad=th0, theta_ris_rad=thr)
-        from isac_opt.channels import target_clutter_los
+        from isac_opt.paper_a.channels import target_clutter_los
         los = target_clutter_los(s2)
         import dataclasses
         c2 = dataclasses.replace(ch, h_bt=los["h_bt"], h_rt=los["h_rt"])
@@ -161,7 +162,7 @@ def test_crb_non_increasing_in_power(small_scn, rng):
 @pytest.mark.parametrize("which", [0, 1, 2])
 def test_closed_form_gradient_equals_autograd(small_scn, rng, which):
     """The hand-written reverse mode (crb_value_grad) equals torch autograd of crb_torch, with and without ridge."""
-    from isac_opt.doa.crb_torch import crb_value_grad
+    from isac_opt.paper_a.doa.crb_torch import crb_value_grad
     scn = _scenarios(small_scn)[which]
     chs, Xs, ph = _instances(scn, rng)
     pr = DoaProblem.from_channels(scn, chs)
@@ -172,7 +173,7 @@ def test_closed_form_gradient_equals_autograd(small_scn, rng, which):
         gu, gp = torch.autograd.grad(c.sum(), [u, p])
         c2, gu2, gp2 = crb_value_grad(pr, u.detach(), p.detach(), ("x", "phi"), ridge)
         np.testing.assert_allclose(c2.numpy(), c.detach().numpy(), rtol=1e-12)
-        from isac_opt.doa.crb_torch import crb_prep
+        from isac_opt.paper_a.doa.crb_torch import crb_prep
         c3, gu3, _ = crb_value_grad(pr, u.detach(), p.detach(), ("x",), ridge, pre=crb_prep(pr, p.detach()))
         np.testing.assert_allclose(c3.numpy(), c2.numpy(), rtol=1e-14)
         np.testing.assert_allclose(gu3.numpy(), gu2.numpy(), rtol=1e-13, atol=1e-15 * gu2.abs().max().item())
@@ -182,7 +183,7 @@ def test_closed_form_gradient_equals_autograd(small_scn, rng, which):
 
 def test_closed_form_gradient_is_differentiable(small_scn, rng):
     """Training differentiates through the gradient: second derivatives of the closed form = autograd's."""
-    from isac_opt.doa.crb_torch import crb_value_grad
+    from isac_opt.paper_a.doa.crb_torch import crb_value_grad
     scn = small_scn
     chs, Xs, ph = _instances(scn, rng, 2)
     pr = DoaProblem.from_channels(scn, chs)

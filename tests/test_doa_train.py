@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from isac_opt.channels import draw_channels, realisation_rng
-from isac_opt.config import ScenarioA
-from isac_opt.doa.model import DoaBatch, DoaConfig, DoaNet, WeightsError, run_classical, start_points
-from isac_opt.doa.train import _with_K, layer_loss, make_dataset, train_unfolded, train_unsupervised
-from isac_opt.doa.unsupervised import UnsupervisedDoa, features
+from isac_opt.paper_a.channels import draw_channels, realisation_rng
+from isac_opt.paper_a.scenario import ScenarioA
+from isac_opt.paper_a.doa.model import DoaBatch, DoaConfig, DoaNet, WeightsError, run_classical, start_points
+from isac_opt.paper_a.doa.train import _with_K, layer_loss, make_dataset, train_unfolded, train_unsupervised
+from isac_opt.paper_a.doa.unsupervised import UnsupervisedDoa, features
 
 
 @pytest.fixture
@@ -121,8 +121,8 @@ def test_residual_unsupervised_starts_at_a10_start(tiny, tmp_path):
 
 
 def test_registered_methods():
-    from isac_opt.registry import get_method, load_extensions
-    load_extensions()
+    from isac_opt.registry import get_method, load_catalogs
+    load_catalogs()
     for name in ("unfolded-doa", "unfolded-doa-lite", "unfolded-doa-alm", "unsupervised-doa", "classical-doa"):
         assert get_method(name, "paper-a").name == name
     from isac_opt.registry import REPRODUCE, TRAINERS
@@ -130,7 +130,7 @@ def test_registered_methods():
 
 
 def test_method_refuses_unfit_scenario():
-    from isac_opt.doa.methods import WEIGHTS_DIR
+    from isac_opt.paper_a.doa.methods import WEIGHTS_DIR
     from isac_opt.registry import get_method
     if not (WEIGHTS_DIR / "doa_unfolded_K3.pt").is_file():
         pytest.skip("shipped DoA weights not present")
@@ -142,9 +142,9 @@ def test_method_refuses_unfit_scenario():
 
 def test_ci_repair_restores_constraints(tiny):
     """After the per-slot repair every CI margin of a CI-feasible instance is ≥ γ (independent check)."""
-    from isac_opt.channels import effective_user_channels
+    from isac_opt.paper_a.channels import effective_user_channels
     from isac_opt.ci import ci_margins, ci_thresholds
-    from isac_opt.doa.model import repair_ci
+    from isac_opt.paper_a.doa.model import repair_ci
     scn, chs, starts = tiny
     cfg = DoaConfig(T=2, J=1, R=3, dfp_variant="identity", tau=1.0, zeta=1.0, eta=0.01, kappa=0.01)
     b = DoaBatch(scn, chs, starts, cfg)
@@ -163,7 +163,7 @@ def test_ci_repair_restores_constraints(tiny):
 def test_train_doa_quick_cli_entry(tmp_path):
     """`isac-testbed train doa --quick` writes weights that load and a log with the test CRBs."""
     import json
-    from isac_opt.doa.train import run
+    from isac_opt.paper_a.doa.train import run
     paths = run(tmp_path, "paper-a", quick=True, T=2, unsup_epochs=2)
     names = {p.split("/")[-1] for p in paths}
     assert {"doa_unfolded_K3.pt", "doa_unsup_K3.pt", "train_doa.log", "train_doa.json"} <= names
@@ -179,11 +179,11 @@ def test_train_doa_quick_cli_entry(tmp_path):
 @pytest.mark.parametrize("target", ["fig8", "fig9", "fig10", "table2"])
 def test_reproduce_targets_quick(tmp_path, target):
     """The --quick reproduction targets write their PNG + CSV (slow: 15–60 s each)."""
-    from isac_opt.doa.methods import WEIGHTS_DIR
-    from isac_opt.registry import REPRODUCE, load_extensions
+    from isac_opt.paper_a.doa.methods import WEIGHTS_DIR
+    from isac_opt.registry import REPRODUCE, load_catalogs
     if not (WEIGHTS_DIR / "doa_unfolded_K3.pt").is_file():
         pytest.skip("shipped DoA weights not present")
-    load_extensions()
+    load_catalogs()
     paths = REPRODUCE[target].run(str(tmp_path), quick=True)
     assert any(p.endswith(".csv") for p in paths) and any(p.endswith(".png") for p in paths)
     import csv
@@ -194,7 +194,7 @@ def test_reproduce_targets_quick(tmp_path, target):
 def test_ratio_ci_bootstrap():
     """fig8's paired bootstrap ratio: exact for proportional data, interval brackets the estimate and
     shrinks like 1/sqrt(n) (independent check: delta-method σ of a ratio of means)."""
-    from isac_opt.doa.figures import ratio_ci
+    from isac_opt.paper_a.doa.figures import ratio_ci
     rng = np.random.default_rng(1)
     den = rng.uniform(1.0, 2.0, size=50)
     m, lo, hi = ratio_ci(1.3 * den, den)

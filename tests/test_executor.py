@@ -89,8 +89,8 @@ def _rows(path):
 
 
 def test_fig4_dask_equals_local_and_resumes(tmp_path, scheduler):
-    from isac_opt.config import ScenarioA
-    from isac_opt.detect.reproduce import run_sweep
+    from isac_opt.paper_a.scenario import ScenarioA
+    from isac_opt.paper_a.detect.reproduce import run_sweep
     scn = ScenarioA(M=3, N=5, K=2, L=4, Q=2, noise_comm_w=(1e-11, 1e-11), gamma_db=(10.0, 10.0),
                     xi_q_sq=(1.0, 0.5), clutter_bins=(1, 2), clutter_angles_rad=(-math.pi / 3, math.pi / 4))
     kw = dict(quick=True, n=2, chunk=1, base=scn, mm_n_max=3)
@@ -112,7 +112,7 @@ def test_fig4_dask_equals_local_and_resumes(tmp_path, scheduler):
 
 
 def test_cli_passes_executor_options(tmp_path, scheduler, capsys):
-    from isac_opt.cli import main
+    from isac_testbed.cli import main
     rc = main(["reproduce", "fig7", "--quick", "--out", str(tmp_path), "--set", "executor=dask",
                "scheduler=tcp://127.0.0.1:1", "n=1"])
     err = capsys.readouterr().err.strip()
@@ -129,8 +129,8 @@ def test_cli_passes_executor_options(tmp_path, scheduler, capsys):
 
 
 def test_paper_b_fig9_dask_equals_local(tmp_path, scheduler):
-    from isac_opt.registry import REPRODUCE, load_extensions
-    load_extensions()
+    from isac_opt.registry import REPRODUCE, load_catalogs
+    load_catalogs()
     run = REPRODUCE["b-fig9"].run
     run(str(tmp_path / "local"), quick=True, workers=1, max_outer=2)
     run(str(tmp_path / "dask"), quick=True, workers=1, max_outer=2, executor="dask", scheduler=scheduler)

@@ -92,10 +92,10 @@ def test_flowgraph_compiles(compiled, path):
 
 @pytest.fixture(scope="module")
 def design_file(tmp_path_factory):
-    from isac_opt import starting  # noqa: F401
-    from isac_opt.config import ScenarioA
-    from isac_opt.registry import METHODS
-    d = METHODS[("paper-a", "init")].run(ScenarioA(), 0)
+    from isac_opt.paper_a import starting  # noqa: F401
+    from isac_opt.paper_a.scenario import ScenarioA
+    from isac_opt.registry import get_method
+    d = get_method("init", "paper-a").run(ScenarioA(), 0)
     p = tmp_path_factory.mktemp("fgdesign") / "design.npz"
     d.save(p)
     return p

@@ -10,6 +10,7 @@ import pytest
 
 from isac_opt.errors import DesignFileError
 from isac_opt.paper_b import designfile
+from isac_opt.paper_b.design import load as load_b
 from isac_opt.paper_b.algorithm import (Options, PhiObjective, _ci_rows_x, build_x_qp, ci_min_margin, design,
                                         gamma_ci, init_phi_aligned, init_x_ci, phi_step)
 from isac_opt.paper_b.model import Model, draw_channels
@@ -198,7 +199,7 @@ def saved_design(tmp_path_factory):
 
 def test_design_file_round_trip(saved_design):
     d, p = saved_design
-    d2 = designfile.load(p)
+    d2 = load_b(p)
     from isac_opt.designfile import load_design
     d3 = load_design(p)
     for dd in (d2, d3):
@@ -220,7 +221,7 @@ def test_design_file_rejects_truncated(saved_design, tmp_path):
     q = tmp_path / "trunc.npz"
     q.write_bytes(b[: len(b) // 2])
     with pytest.raises(DesignFileError):
-        designfile.load(q)
+        load_b(q)
 
 
 def _rewrite(p, q, **changes):
@@ -238,16 +239,16 @@ def test_design_file_rejects_nan_and_bad_shapes(saved_design, tmp_path):
     q = tmp_path / "nan.npz"
     _rewrite(p, q, X=X)
     with pytest.raises(DesignFileError, match="NaN"):
-        designfile.load(q)
+        load_b(q)
     _rewrite(p, q, phi=d.phi[:, :-1])
     with pytest.raises(DesignFileError, match="shape"):
-        designfile.load(q)
+        load_b(q)
     _rewrite(p, q, W=np.abs(d.W))
     with pytest.raises(DesignFileError, match="complex"):
-        designfile.load(q)
+        load_b(q)
     _rewrite(p, q, S=None)
     with pytest.raises(DesignFileError, match="missing"):
-        designfile.load(q)
+        load_b(q)
 
 
 def test_design_file_rejects_foreign(saved_design, tmp_path):
@@ -255,21 +256,21 @@ def test_design_file_rejects_foreign(saved_design, tmp_path):
     q = tmp_path / "foreign.npz"
     np.savez(q, a=np.arange(3))
     with pytest.raises(DesignFileError):
-        designfile.load(q)
+        load_b(q)
     with np.load(p, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
     meta["format"] = "someone-else/design"
     _rewrite(p, q, meta=np.array(json.dumps(meta)))
     with pytest.raises(DesignFileError, match="format"):
-        designfile.load(q)
+        load_b(q)
     meta["format"] = designfile.FORMAT
     meta["version"] = 99
     _rewrite(p, q, meta=np.array(json.dumps(meta)))
     with pytest.raises(DesignFileError, match="version"):
-        designfile.load(q)
+        load_b(q)
     q.write_text("not a zip at all")
     with pytest.raises(DesignFileError):
-        designfile.load(q)
+        load_b(q)
 
 
 def test_methods_registered_and_run():

@@ -11,15 +11,15 @@ pytest.importorskip("matplotlib")
 
 
 def test_targets_registered():
-    from isac_opt.registry import REPRODUCE, load_extensions
-    load_extensions()
+    from isac_opt.registry import REPRODUCE, load_catalogs
+    load_catalogs()
     assert {f"b-fig{i}" for i in range(4, 11)} <= set(REPRODUCE)
 
 
 def test_quick_target_writes_csv_png_and_resumes(tmp_path, monkeypatch):
     from isac_opt.paper_b import figures, methods
-    from isac_opt.registry import REPRODUCE, load_extensions
-    load_extensions()
+    from isac_opt.registry import REPRODUCE, load_catalogs
+    load_catalogs()
     paths = REPRODUCE["b-fig9"].run(str(tmp_path), quick=True, workers=1)
     assert any(p.endswith(".png") for p in paths) and any(p.endswith(".csv") for p in paths)
     with open(tmp_path / "b-fig9.csv") as f:

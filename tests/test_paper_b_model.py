@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from isac_opt.config import load_scenario
+from isac_opt.scenario import load_scenario
 from isac_opt.errors import ScenarioError
 from isac_opt.geometry import angle_from, distance, path_loss, ula_steering
 from isac_opt.paper_b.model import Model, apply_response, draw_channels, path_legs, poly_eval, receive_length
@@ -292,7 +292,7 @@ def test_V17_reductions(inst):
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("leg_model", ["reciprocal", "literal"])
 def test_V5_A_subset_B(leg_model):
-    from isac_opt.channels import ChannelsA, legs
+    from isac_opt.paper_a.channels import ChannelsA, legs
     M, N, L = 3, 4, 3
     scn = small(Nt=M, Nr=M, R=1, N=N, Pc=1, L=L, Q=0, sigma_q_sq=(), clutter_x=(), clutter_y=(),
                 ris_x=(-15.0,), ris_y=(50.0,), target_vel=(0.0, 0.0), fs_hz=1.0, lr_extra=0,

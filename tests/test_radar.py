@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from isac_opt import radar
-from isac_opt.channels import cascaded_matrix, draw_channels, legs
+from isac_opt.paper_a import radar
+from isac_opt.radar import apply_filter, pd_from_pfa, threshold_from_pfa
+from isac_opt.paper_a.channels import cascaded_matrix, draw_channels, legs
 from isac_opt.projections import admm_aux_update, project_cm, project_um
 
 
@@ -80,7 +81,7 @@ def test_V02_mvdr_optimality(small_scn, rng):
 
 
 def test_V10_power_monotone_and_V11_phase_invariance(rng):
-    from isac_opt.config import ScenarioA
+    from isac_opt.paper_a.scenario import ScenarioA
     scn = ScenarioA(N=16, L=8)
     scn, ch, X, phi = _setup(scn, rng)
     vals = [radar.sinr_mvdr(radar.echo(scn, ch, math.sqrt(c) * X, phi)) for c in (0.1, 0.5, 1, 2, 10)]
@@ -92,17 +93,17 @@ def test_V10_power_monotone_and_V11_phase_invariance(rng):
 
 def test_V09_detection_monte_carlo(rng):
     sinr, pfa = 10.0, 1e-2
-    pd = radar.pd_from_pfa(pfa, sinr)
+    pd = pd_from_pfa(pfa, sinr)
     assert pd == pytest.approx(0.658, abs=1e-3)
     eps0 = 2.0
     eps1 = eps0 * (1 + sinr)
-    delta = radar.threshold_from_pfa(pfa, eps0)
+    delta = threshold_from_pfa(pfa, eps0)
     n = 200_000
     for eps, p in ((eps0, pfa), (eps1, pd)):
         r = math.sqrt(eps / 2) * (rng.standard_normal(n) + 1j * rng.standard_normal(n))
         emp = np.mean(np.abs(r) ** 2 > delta)
         assert abs(emp - p) < 4 * math.sqrt(p * (1 - p) / n), f"{emp} vs {p}"
-    assert radar.pd_from_pfa(pfa, 20.0) > pd > pfa
+    assert pd_from_pfa(pfa, 20.0) > pd > pfa
 
 
 @pytest.mark.parametrize("model", ["literal", "reciprocal"])
@@ -178,5 +179,5 @@ def test_apply_filter_matches_inner_product(small_scn, rng):
     scn, ch, X, phi = _setup(small_scn, rng)
     w = rng.standard_normal(scn.M * scn.L) + 1j * rng.standard_normal(scn.M * scn.L)
     frames = rng.standard_normal((5, scn.M, scn.L)) + 1j * rng.standard_normal((5, scn.M, scn.L))
-    out = radar.apply_filter(frames, w)
+    out = apply_filter(frames, w)
     np.testing.assert_allclose(out, [np.vdot(w, radar.vec(f)) for f in frames], rtol=1e-12)

@@ -28,7 +28,7 @@ SUBCOMMANDS = ("info", "set", "get", "sweep", "serve", "simulate")
 
 
 def test_add_parser_contract():
-    """COMMAND_MODULES contract: add_parser adds ONE sub-parser 'ris' whose handler returns an int."""
+    """isac_testbed.cli.COMMANDS contract: add_parser adds ONE sub-parser 'ris' whose handler returns an int."""
     parser = argparse.ArgumentParser()
     subs = parser.add_subparsers(dest="command")
     ris = add_parser(subs)

@@ -296,7 +296,8 @@ def test_zmq_in_front_of_pty_serial_chain():
 def test_shared_simulator_api_for_the_bench(tmp_path):
     """sim://NAME is one shared board: applied_pattern / applied_coefficients (via the calibrated table)
     and commit listeners, as the GNU Radio channel emulator uses them."""
-    from ris_driver.sim import get_simulator, remove_simulator, simulator_from_url
+    from ris_driver.sim import get_simulator, remove_simulator
+    from ris_driver.url import simulator_from_url
     try:
         from ris_fixtures import unique_name
     except ImportError:

@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from isac_opt.config import ScenarioA, load_scenario
+from isac_opt.paper_a.scenario import ScenarioA
+from isac_opt.scenario import load_scenario
 from isac_opt.errors import ScenarioError
 
 

@@ -1,4 +1,4 @@
-"""Unfolded ADMM machinery (isac_opt.unfold): V-1, V-12, V-13, step-function equivalence, gradients."""
+"""Unfolded ADMM machinery (isac_opt.paper_a.unfold): V-1, V-12, V-13, step-function equivalence, gradients."""
 from __future__ import annotations
 
 import math
@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from isac_opt.channels import draw_channels
-from isac_opt.config import ScenarioA
-from isac_opt.radar import echo, objective_gradients, sinr_mvdr
-from isac_opt.unfold import (AdmmConfig, AdmmState, AutogradObjective, CIConstraint, ConstantParams,
-                             DetectProblem, SinrObjective, UnfoldedAdmm, dfp_update, project_modulus, repair_ci,
-                             solve)
-from isac_opt.unfold.step import phr_penalty
+from isac_opt.paper_a.channels import draw_channels
+from isac_opt.paper_a.scenario import ScenarioA
+from isac_opt.paper_a.radar import echo, objective_gradients, sinr_mvdr
+from isac_opt.paper_a.unfold import (AdmmConfig, AdmmState, AutogradObjective, CIConstraint, ConstantParams, DetectProblem, SinrObjective, UnfoldedAdmm, dfp_update, project_modulus, repair_ci, solve)
+from isac_opt.paper_a.unfold.step import phr_penalty
 
 torch.set_num_threads(1)
 
@@ -104,7 +102,7 @@ def test_v1_lagrangian_L1_and_phr():
 
 
 def test_ci_constraint_matches_numpy_margins():
-    from isac_opt.channels import effective_user_channels
+    from isac_opt.paper_a.channels import effective_user_channels
     from isac_opt.ci import ci_constraint_g, ci_thresholds
     scn = _scn()
     rng = np.random.default_rng(9)
@@ -164,8 +162,8 @@ def test_v13_projections():
 
 
 def _batch(scn, n, seed=0, dtype=torch.float64):
-    from isac_opt.channels import realisation_rng
-    from isac_opt.detect.core import make_batch, start_point
+    from isac_opt.paper_a.channels import realisation_rng
+    from isac_opt.paper_a.detect.core import make_batch, start_point
     starts = [start_point(scn, draw_channels(scn, realisation_rng(seed, 2 * i)), "ris",
                           realisation_rng(seed, 2 * i + 1)) for i in range(n)]
     return make_batch(scn, starts, "ris", dtype=dtype)

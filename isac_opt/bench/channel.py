@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..channels import effective_user_channels, legs
+from ..paper_a.channels import effective_user_channels, legs
 
 TARGET_MODES = ("on", "off", "alternate", "random")
 RCS_MODES = ("fresh", "fixed")

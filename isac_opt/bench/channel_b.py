@@ -239,7 +239,7 @@ def measure_scnr(design, n_cpi: int = 400, seed: int = 0, *, chunk: int = 64, pr
     from ..paper_b.model import Model
     from .stap import estimate_sinr
     if not hasattr(design, "channels"):
-        from ..paper_b.designfile import load
+        from ..paper_b.design import load
         design = load(design)
     ch, X, phi = design.channels, design.X, design.phi
     if int(n_cpi) < 2:

@@ -52,7 +52,7 @@ def count_errors(Y, sym_idx, order: int) -> dict:
 
 def expected_ser(design, phi=None, user_noise_offset_db: float = 0.0) -> np.ndarray:
     """Analytic SER per user (K,) of a paper-A design at RIS state φ [spec V-7]."""
-    from ..channels import effective_user_channels
+    from ..paper_a.channels import effective_user_channels
     scn = design.scenario
     phi = design.phi if phi is None else phi
     Z = effective_user_channels(design.channels, phi) @ design.X
@@ -62,7 +62,7 @@ def expected_ser(design, phi=None, user_noise_offset_db: float = 0.0) -> np.ndar
 
 def designed_margins(design, phi=None) -> np.ndarray:
     """Noise-free CI margins normalised by σ_k, (K, L) [spec A.3]."""
-    from ..channels import effective_user_channels
+    from ..paper_a.channels import effective_user_channels
     scn = design.scenario
     phi = design.phi if phi is None else phi
     Z = effective_user_channels(design.channels, phi) @ design.X

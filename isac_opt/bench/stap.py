@@ -14,7 +14,8 @@ import math
 import numpy as np
 from scipy import stats
 
-from ..radar import apply_filter, echo, pd_from_pfa, sinr_of_filter
+from ..radar import apply_filter, pd_from_pfa
+from ..paper_a.radar import echo, sinr_of_filter
 
 
 def filter_stats(design, phi=None, normalized: bool = True) -> dict:

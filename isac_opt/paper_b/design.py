@@ -12,6 +12,7 @@ import numpy as np
 
 from ..ci import ber_analytic_qpsk, ci_margins, ser_analytic
 from ..radar import pd_from_pfa
+from . import designfile
 from .algorithm import gamma_ci
 from .model import ChannelsB, Model, effective_channels, user_noise
 from .scenario import ScenarioB
@@ -88,7 +89,33 @@ class DesignB:
         r["iterations"] = int(len(self.history))
         return r
 
+    def violations(self) -> list[str]:
+        """Violated constraints of the design's problem [spec B.6]: CM |x_i| = √(P/N_t), active-RIS
+        amplitude |φ_n| ≤ a_max, and CI m_{k,n}/γ_k ≥ 1 unless the method is a radar-only variant."""
+        from ..contract import CM_TOL, ci_violation, has_ci, modulus_violation
+        ch = self.channels
+        v = modulus_violation(self.X, ch.amp, "CM (|x| = sqrt(P/Nt))")
+        over = np.abs(self.phi) > ch.a_max * (1 + CM_TOL)
+        if np.any(over):
+            v.append(f"active-RIS amplitude: {int(over.sum())} of {self.phi.size} elements above a_max = "
+                     f"{ch.a_max:g} (max {float(np.abs(self.phi).max()):.4g})")
+        if has_ci(self.method):
+            Z = effective_channels(ch, self.phi) @ self.X.reshape(-1, ch.Nt).T
+            v += ci_violation(ci_margins(Z, ch.S, ch.psk_order) / gamma_ci(ch)[:, None])
+        return v
+
     def save(self, path) -> None:
         """Write the ``.npz`` design file (format ``ris-isac-testbed/paper-b-design``, version 1)."""
-        from .designfile import save
-        save(self, path)
+        designfile.save(self, path)
+
+
+def load_parsed(path, meta: dict, arrays: dict) -> DesignB:
+    """Design-file loader entry (:data:`isac_opt.designfile.FORMATS`): the checked fields as a DesignB."""
+    return DesignB(*designfile.parse(path, meta, arrays))
+
+
+def load(path) -> DesignB:
+    """Read a paper-B design file; :class:`~isac_opt.errors.DesignFileError` on damage."""
+    from ..designfile import read_meta
+    meta, arrays = read_meta(path)
+    return load_parsed(path, meta, arrays)

@@ -36,7 +36,7 @@ import json
 import numpy as np
 
 from .. import __version__
-from ..designfile import _jsonable, read_meta
+from ..designfile import jsonable
 from ..errors import DesignFileError, ScenarioError
 from .model import ChannelsB, Scatterer
 from .scenario import ScenarioB
@@ -87,7 +87,7 @@ def _meta(d) -> dict:
         "noise_comm_w": [float(v) for v in ch.noise_comm_w], "gamma_lin": [float(v) for v in ch.gamma_lin],
         "noise_ris_w": ch.noise_ris_w, "ris_noise_to_users": bool(ch.ris_noise_to_users),
         "leg_model": ch.leg_model, "method": d.method, "seed": d.seed,
-        "metrics": _jsonable(d.metrics), "extra": _jsonable(d.extra), "scenario": d.scenario.to_dict(),
+        "metrics": jsonable(d.metrics), "extra": jsonable(d.extra), "scenario": d.scenario.to_dict(),
         "software_version": __version__,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -120,10 +120,9 @@ def _check(path, arrays: dict, meta: dict) -> None:
             raise DesignFileError(f"{path}: array '{k}' contains NaN or Inf")
 
 
-def load(path):
-    """Read a paper-B design file into a :class:`~isac_opt.paper_b.design.DesignB`; DesignFileError on damage."""
-    from .design import DesignB
-    meta, arrays = read_meta(path)
+def parse(path, meta: dict, arrays: dict) -> tuple:
+    """Check an opened file (``meta``, ``arrays`` from :func:`~isac_opt.designfile.read_meta`) and return the
+    positional fields of :class:`~isac_opt.paper_b.design.DesignB`; DesignFileError on damage."""
     if meta.get("format") != FORMAT:
         raise DesignFileError(f"{path}: format {meta.get('format')!r} is not {FORMAT!r}")
     if meta.get("version") != VERSION:
@@ -166,6 +165,6 @@ def load(path):
         if isinstance(e, DesignFileError):
             raise
         raise DesignFileError(f"{path}: inconsistent paper-B design file ({type(e).__name__}: {e})") from None
-    return DesignB(scn, ch, c("X"), c("phi"), c("W"), str(meta.get("method", "?")), int(meta.get("seed", -1)),
+    return (scn, ch, c("X"), c("phi"), c("W"), str(meta.get("method", "?")), int(meta.get("seed", -1)),
                    arrays["history"].astype(np.float64), dict(meta.get("metrics") or {}),
                    dict(meta.get("extra") or {}))

@@ -324,12 +324,15 @@ def _with_overrides(fn):
     return run
 
 
+b_fig4, b_fig5, b_fig6, b_fig7, b_fig8, b_fig9, b_fig10 = (
+    _with_overrides(f) for f in (fig4, fig5, fig6, fig7, fig8, fig9, fig10))
+
 TARGETS = {
-    "b-fig4": ("paper B Fig. 4: convergence for a_max x P", _with_overrides(fig4)),
-    "b-fig5": ("paper B Fig. 5: SCNR vs transmit power, 4 schemes x ISAC/radar", _with_overrides(fig5)),
-    "b-fig6": ("paper B Fig. 6: SCNR vs RIS position", _with_overrides(fig6)),
-    "b-fig7": ("paper B Fig. 7: SCNR vs number of RISs", _with_overrides(fig7)),
-    "b-fig8": ("paper B Fig. 8: SCNR vs target speed and velocity direction", _with_overrides(fig8)),
-    "b-fig9": ("paper B Fig. 9: ROC at 60/30/0 m/s", _with_overrides(fig9)),
-    "b-fig10": ("paper B Fig. 10: SCNR and BER vs communication requirement", _with_overrides(fig10)),
+    "b-fig4": ("paper B Fig. 4: convergence for a_max x P", b_fig4),
+    "b-fig5": ("paper B Fig. 5: SCNR vs transmit power, 4 schemes x ISAC/radar", b_fig5),
+    "b-fig6": ("paper B Fig. 6: SCNR vs RIS position", b_fig6),
+    "b-fig7": ("paper B Fig. 7: SCNR vs number of RISs", b_fig7),
+    "b-fig8": ("paper B Fig. 8: SCNR vs target speed and velocity direction", b_fig8),
+    "b-fig9": ("paper B Fig. 9: ROC at 60/30/0 m/s", b_fig9),
+    "b-fig10": ("paper B Fig. 10: SCNR and BER vs communication requirement", b_fig10),
 }

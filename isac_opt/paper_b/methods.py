@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import load_scenario
+from ..scenario import load_scenario
 from ..errors import MethodError
-from ..registry import Method, Target, register_method, register_target
 from .algorithm import Options, design, init_phi_random
 from .design import DesignB
 from .model import ChannelsB, draw_channels
@@ -88,18 +87,9 @@ def _make_run(name: str):
     return run
 
 
-for _name, (_summary, _o, _r, _rank) in METHOD_TABLE.items():
-    register_method(Method(_name, "paper-b", _summary, _make_run(_name), _rank))
+RUNNERS = {name: _make_run(name) for name in METHOD_TABLE}
 
 
-def _register_targets():
-    from . import figures
-    for name, (summary, fn) in figures.TARGETS.items():
-        register_target(Target(name, summary, fn))
-
-
-try:
-    _register_targets()
-except ModuleNotFoundError as e:   # figures need matplotlib; methods still work without it
-    if "matplotlib" not in str(e):
-        raise
+def run_named(method: str, scenario, seed: int, channels: ChannelsB | None = None):
+    """Registry entry point of the paper-B methods (catalogue: :mod:`isac_opt.paper_b.catalog`)."""
+    return RUNNERS[method](scenario, seed, channels)

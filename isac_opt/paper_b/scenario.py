@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import LEG_MODELS, PSK_ORDERS, USER_FADING, ScenarioBase
+from ..scenario import LEG_MODELS, PSK_ORDERS, USER_FADING, ScenarioBase
 from ..errors import ScenarioError
 from ..validate import check_choice, check_int, check_real, check_real_list
 

@@ -1,0 +1,444 @@
+"""Reproduction of paper A's detection results: Figs. 4–7 and Table I [spec A.13].
+
+``isac-testbed reproduce fig4 fig5 fig6 fig7 table1 --out DIR [--quick] [--workers W]``
+
+Curves (A's legends): ``Prop. w/ RIS`` (shipped unfolded network), ``Prop. rand. RIS`` and ``Prop. w/o RIS``
+(the same network on the A.11.3/4 variants, x-block only), ``ADMM-MM`` (A.11.1) and ``Radar-only``
+(ADMM-MM without CI, A.11.2). Without fitting weights the ``Prop.`` curves use the classical solver
+(same step function, constant steps) and the CSV says so in its ``engine`` column.
+
+Monte Carlo: realisation i of sweep point p uses ``realisation_rng(seed_p, i)`` with
+seed_p = SeedSequence(root_seed, spawn_key=(figure id, p)) → results do not depend on chunking or the
+number of workers. Work is split in chunks (≤ ``chunk`` realisations of one point) run by
+:mod:`isac_opt.executor`: joblib's loky processes (``workers``; 1 = in-process) by default, or a Dask
+cluster (``--set executor=dask scheduler=tcp://host:8786``). Each chunk's result is saved by the calling
+process to ``DIR/<fig>/chunks/*.json``, so an interrupted run resumes.
+Averages: SINR in dB over realisations (R25 convention); Pd averaged.
+Outputs per figure: one CSV per curve, a combined CSV and a PNG.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..channels import draw_channels, realisation_rng
+from ..scenario import ScenarioA
+from ...executor import cold_solves, run_chunks
+from ...sysinfo import machine_description as _machine
+
+CURVES = ("Prop. w/ RIS", "Prop. rand. RIS", "Prop. w/o RIS", "ADMM-MM", "Radar-only")
+_UNF = {"Prop. w/ RIS": "ris", "Prop. rand. RIS": "random-ris", "Prop. w/o RIS": "no-ris"}
+_MM = {"ADMM-MM": "ris", "Radar-only": "radar-only"}
+FIG_IDS = {"fig4": 4, "fig5": 5, "fig6": 6, "fig7": 7, "table1": 1}
+
+SWEEPS = {  # name -> (x label, field, full points, quick points)
+    "fig4": ("P [dBW]", "power_dbw", [16, 18, 20, 22, 24], [16, 24]),
+    "fig5": ("N", "N", [16, 32, 64, 96, 128], [16, 64]),
+    "fig6": ("Γ [dB]", "gamma_db", [10, 15, 20, 25, 30, 35], [10, 35]),
+    "fig7": ("Pfa", None, [0], [0]),
+}
+
+
+def _scenario_at(base: ScenarioA, field: str | None, val):
+    if field is None:
+        return base
+    if field == "power_dbw":
+        return base.replace(power_w=10 ** (val / 10))
+    if field == "gamma_db":
+        return base.replace(gamma_db=(float(val),) * base.K)
+    return base.replace(**{field: int(val)})
+
+
+def point_seed(root: int, fig: str, p: int) -> int:
+    return int(np.random.SeedSequence(root, spawn_key=(FIG_IDS[fig], p)).generate_state(1)[0])
+
+
+def run_chunk(scn: ScenarioA, seed: int, indices, curves, mm_kw: dict, pfa_grid) -> dict:
+    """All curves on realisations ``indices`` of one sweep point (runs in a worker process); each
+    realisation's numbers depend only on (scn, seed, index) — see :func:`cold_solves`."""
+    with cold_solves():
+        return _run_chunk(scn, seed, indices, curves, mm_kw, pfa_grid)
+
+
+def _run_chunk(scn: ScenarioA, seed: int, indices, curves, mm_kw: dict, pfa_grid) -> dict:
+    import torch
+    torch.set_num_threads(1)
+    from .admm_mm import admm_mm
+    from .core import start_point
+    from .methods import get_net
+    from .unfolded import DEFAULT_INIT, LITE_CFG, design_starts
+    from ..design import evaluate_a
+    from ...radar import pd_from_pfa
+    from ..unfold import ConstantParams
+    out = {}
+    chans = [draw_channels(scn, realisation_rng(seed, 2 * i)) for i in indices]
+    net = get_net(scn, required=False)
+    for c in curves:
+        rows = []
+        if c in _UNF:
+            var = _UNF[c]
+            starts = [start_point(scn, ch, var, realisation_rng(seed, 2 * i + 1)) for ch, i in zip(chans, indices)]
+            kw = {"net": net} if net is not None else {"cfg": LITE_CFG, "params": ConstantParams(**DEFAULT_INIT)}
+            designs, _, dt = design_starts(scn, starts, var, **kw)
+            for s, (X, phi) in zip(starts, designs):
+                rows.append((s.channels, X, phi, dt / len(starts)))
+            engine = "unfolded" if net is not None else "classical"
+        else:
+            var = _MM[c]
+            for ch, i in zip(chans, indices):
+                s = start_point(scn, ch, var, realisation_rng(seed, 2 * i + 1))
+                r = admm_mm(scn, s.channels, s.X0, s.phi0, ci=(var != "radar-only"), **mm_kw)
+                rows.append((s.channels, r.X, r.phi, r.time_s))
+            engine = "admm-mm"
+        res = []
+        for ch, X, phi, t in rows:
+            m = evaluate_a(scn, ch, X, phi)
+            sinr = 10 ** (m["sinr_db"] / 10)
+            res.append({"sinr_db": m["sinr_db"], "ci_violation": m["ci_violation_max"] if c != "Radar-only" else 0.0,
+                        "ci_ok": bool(m["ci_min_margin"] >= 1 - 1e-9) if c != "Radar-only" else True,
+                        "time_s": t, "pd": [float(pd_from_pfa(p, sinr)) for p in pfa_grid]})
+        out[c] = {"engine": engine, "rows": res}
+    return out
+
+
+class _ChunkJob:
+    """Picklable ``(scn, seed, indices) -> run_chunk(...)`` for :func:`isac_opt.executor.run_chunks`."""
+
+    def __init__(self, curves, mm_kw, pfa_grid):
+        self.curves, self.mm_kw, self.pfa_grid = list(curves), dict(mm_kw), list(pfa_grid)
+
+    def __call__(self, task):
+        scn, sd, idx = task
+        return run_chunk(scn, sd, idx, self.curves, self.mm_kw, self.pfa_grid)
+
+
+def _save(path: Path, result) -> None:
+    """Write one chunk's JSON atomically (in the calling process, so remote workers need no shared disk)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(path)
+
+
+def run_sweep(name: str, out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
+              chunk: int = 10, seed: int = 2025, curves=CURVES, base: ScenarioA | None = None,
+              mm_n_max: int | None = None, executor: str = "local", scheduler: str | None = None) -> list:
+    """Run figure ``name`` (fig4..fig7); returns written paths.
+
+    ``executor``/``scheduler``: see :func:`isac_opt.executor.run_chunks` ("local" = joblib loky with
+    ``workers`` processes; "dask" = the Dask scheduler at ``scheduler``, or a loopback LocalCluster of
+    ``workers`` processes when it is None). Results are identical for every executor."""
+    xlabel, field, full_pts, quick_pts = SWEEPS[name]
+    pts = quick_pts if quick else full_pts
+    n = n if n is not None else (2 if quick else 50)
+    base = base or ScenarioA()
+    mm_kw = {"n_max": mm_n_max if mm_n_max is not None else (15 if quick else 2000)}
+    pfa_grid = list(np.logspace(-6, 0, 13)) if name == "fig7" else [1e-3]
+    out = Path(out_dir)               # the CLI already gives each target its own directory
+    (out / "chunks").mkdir(parents=True, exist_ok=True)
+    tasks = []
+    for p, val in enumerate(pts):
+        scn = _scenario_at(base, field, val)
+        sd = point_seed(seed, name, p)
+        for c0 in range(0, n, chunk):
+            idx = list(range(c0, min(c0 + chunk, n)))
+            f = out / "chunks" / f"p{p}_i{idx[0]}-{idx[-1]}_{'quick' if quick else 'full'}.json"
+            tasks.append((p, scn, sd, idx, f))
+    todo = [t for t in tasks if not t[4].exists()]
+    run_chunks(_ChunkJob(curves, mm_kw, pfa_grid), [t[1:4] for t in todo], executor=executor, workers=workers,
+               scheduler=scheduler, desc=name, on_result=lambda i, r: _save(todo[i][4], r))
+    # aggregate
+    agg = {c: [] for c in curves}
+    for p, val in enumerate(pts):
+        per = {c: [] for c in curves}
+        eng = {}
+        for t in tasks:
+            if t[0] != p:
+                continue
+            r = json.loads(t[4].read_text())
+            for c in curves:
+                per[c] += r[c]["rows"]
+                eng[c] = r[c]["engine"]
+        for c in curves:
+            rows = per[c]
+            s = np.array([r["sinr_db"] for r in rows])
+            agg[c].append({"x": val, "sinr_db_mean": float(s.mean()), "sinr_db_std": float(s.std()),
+                           "n": len(rows), "ci_ok_frac": float(np.mean([r["ci_ok"] for r in rows])),
+                           "time_s_mean": float(np.mean([r["time_s"] for r in rows])),
+                           "pd": list(np.mean([r["pd"] for r in rows], axis=0)), "engine": eng[c]})
+    return _write(name, out, xlabel, agg, pfa_grid)
+
+
+def _slug(c: str) -> str:
+    return c.lower().replace(".", "").replace("/", "").replace(" ", "_").replace("-", "_")
+
+
+def _write(name, out, xlabel, agg, pfa_grid) -> list:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    paths = []
+    comb = out / f"{name}.csv"
+    with open(comb, "w", newline="") as fc:
+        wc = csv.writer(fc)
+        if name == "fig7":
+            wc.writerow(["curve", "pfa", "pd_mean", "sinr_db_mean", "n", "engine"])
+        else:
+            wc.writerow(["curve", "x", "sinr_db_mean", "sinr_db_std", "n", "ci_ok_frac", "time_s_mean", "engine"])
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for c, pts in agg.items():
+            f = out / f"{name}_{_slug(c)}.csv"
+            with open(f, "w", newline="") as fh:
+                w = csv.writer(fh)
+                if name == "fig7":
+                    w.writerow(["pfa", "pd_mean", "sinr_db_mean", "n", "engine"])
+                    for pf, pd in zip(pfa_grid, pts[0]["pd"]):
+                        row = [pf, pd, pts[0]["sinr_db_mean"], pts[0]["n"], pts[0]["engine"]]
+                        w.writerow(row)
+                        wc.writerow([c] + row)
+                    ax.semilogx(pfa_grid, pts[0]["pd"], "o-", label=c)
+                else:
+                    w.writerow(["x", "sinr_db_mean", "sinr_db_std", "n", "ci_ok_frac", "time_s_mean", "engine"])
+                    for r in pts:
+                        row = [r["x"], r["sinr_db_mean"], r["sinr_db_std"], r["n"], r["ci_ok_frac"],
+                               r["time_s_mean"], r["engine"]]
+                        w.writerow(row)
+                        wc.writerow([c] + row)
+                    ax.plot([r["x"] for r in pts], [r["sinr_db_mean"] for r in pts], "o-", label=c)
+            paths.append(f)
+        if name == "fig7":
+            ax.set_xlabel("Pfa")
+            ax.set_ylabel("Pd")
+        else:
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("radar SINR [dB]")
+        n0 = next(iter(agg.values()))[0]["n"]
+        ax.set_title(f"paper A {name} (n = {n0} realisations per point)", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        png = out / f"{name}.png"
+        fig.savefig(png, dpi=110)
+        plt.close(fig)
+    return [comb, png] + paths
+
+
+
+
+def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, seed: int = 2025,
+           Ns=(32, 64, 128), mm_n_max: int | None = None, executor: str = "local",
+           scheduler: str | None = None) -> list:
+    """Table I: mean wall time per design (batch 1, one thread, this machine) at N = 32/64/128 for ADMM-MM
+    (full run to its stopping rule) and the unfolded network (inference incl. the CI repair; the A.10
+    start point is excluded from both, as it is shared), and their ratio. Measured in one process
+    (``workers``/``executor``/``scheduler`` are accepted and ignored: timings must not share cores)."""
+    import platform
+
+    import torch
+    torch.set_num_threads(1)
+    from .admm_mm import admm_mm
+    from .core import start_point
+    from .methods import get_net
+    from .unfolded import DEFAULT_INIT, LITE_CFG, design_starts
+    from ..unfold import ConstantParams
+    n = n if n is not None else (1 if quick else 10)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for N in Ns:
+        scn = ScenarioA(N=N)
+        net = get_net(scn, required=False)
+        kw = {"net": net} if net is not None else {"cfg": LITE_CFG, "params": ConstantParams(**DEFAULT_INIT)}
+        sd = point_seed(seed, "table1", N)
+        t_mm, t_un, t_lite = [], [], []
+        for i in range(n):
+            ch = draw_channels(scn, realisation_rng(sd, 2 * i))
+            s = start_point(scn, ch, "ris", realisation_rng(sd, 2 * i + 1))
+            if i == 0:
+                design_starts(scn, [s], "ris", **kw)          # warm-up
+            (X, phi), _, dt = (lambda r: (r[0][0], r[1], r[2]))(design_starts(scn, [s], "ris", **kw))
+            t_un.append(dt)
+            if net is not None:
+                from .unfolded import LITE_LAYERS
+                t_lite.append(design_starts(scn, [s], "ris", n_layers=LITE_LAYERS, **kw)[2])
+            r = admm_mm(scn, ch, s.X0, s.phi0, n_max=mm_n_max if mm_n_max is not None else (15 if quick else 2000))
+            t_mm.append(r.time_s)
+        rows.append({"N": N, "admm_mm_s": float(np.mean(t_mm)), "admm_mm_std": float(np.std(t_mm)),
+                     "unfolded_s": float(np.mean(t_un)), "unfolded_std": float(np.std(t_un)),
+                     "ratio": float(np.mean(t_mm) / np.mean(t_un)),
+                     "lite_s": float(np.mean(t_lite)) if t_lite else float("nan"),
+                     "ratio_lite": float(np.mean(t_mm) / np.mean(t_lite)) if t_lite else float("nan"), "n": n,
+                     "engine": "unfolded" if net is not None else "classical"})
+    f = out / "table1.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    md = out / "table1.md"
+    lines = [f"Table I (detection), mean s per design; machine: {_machine()}, "
+             f"torch threads 1, float64, n = {n} per N\n", "| N | " + " | ".join(str(r["N"]) for r in rows) + " |",
+             "|---|" + "---|" * len(rows),
+             "| ADMM-MM | " + " | ".join(f"{r['admm_mm_s']:.3f}" for r in rows) + " |",
+             "| Proposed | " + " | ".join(f"{r['unfolded_s']:.3f}" for r in rows) + " |",
+             "| ratio | " + " | ".join(f"{r['ratio']:.1f}x" for r in rows) + " |",
+             "| Proposed-lite (4 layers) | " + " | ".join(f"{r['lite_s']:.3f}" for r in rows) + " |",
+             "| ratio (lite) | " + " | ".join(f"{r['ratio_lite']:.1f}x" for r in rows) + " |"]
+    md.write_text("\n".join(lines) + "\n")
+    return [f, md]
+
+
+def _target(name):
+    def run(out_dir, quick: bool = False, workers: int = 1, **kw):
+        return run_sweep(name, out_dir, quick=quick, workers=workers, **kw)
+    return run
+
+
+fig4, fig5, fig6, fig7 = (_target(n) for n in ("fig4", "fig5", "fig6", "fig7"))
+
+
+class _SummaryJob:
+    def __init__(self, scn, sd, jobs):
+        self.scn, self.sd, self.jobs = scn, sd, jobs
+
+    def __call__(self, task):
+        idx, curves = task
+        return self.jobs[curves]((self.scn, self.sd, idx))
+
+
+def summary(out_dir, n: int = 200, n_mm: int = 50, workers: int = 1, seed: int = 2025, chunk: int = 25,
+            executor: str = "local", scheduler: str | None = None) -> dict:
+    """Default-scenario comparison used for the acceptance numbers (docs/detection.md):
+    the three ``Prop.`` curves on ``n`` realisations, ADMM-MM and Radar-only on the first ``n_mm`` of them
+    (same realisations, so the ADMM-MM gap is also reported paired). Resumable per chunk."""
+    scn = ScenarioA()
+    out = Path(out_dir) / "summary"
+    (out / "chunks").mkdir(parents=True, exist_ok=True)
+    sd = point_seed(seed, "fig4", 2)          # the same realisations as Fig. 4's P = 20 dBW point
+    tasks = []
+    for c0 in range(0, n, chunk):
+        idx = list(range(c0, min(c0 + chunk, n)))
+        tasks.append((idx, list(_UNF), out / "chunks" / f"unf_{idx[0]}-{idx[-1]}.json"))
+    for c0 in range(0, n_mm, 5):
+        idx = list(range(c0, min(c0 + 5, n_mm)))
+        tasks.append((idx, list(_MM), out / "chunks" / f"mm_{idx[0]}-{idx[-1]}.json"))
+    todo = [t for t in tasks if not t[2].exists()]
+    jobs = {tuple(c): _ChunkJob(c, {"n_max": 2000}, [1e-3]) for c in (list(_UNF), list(_MM))}
+    run_chunks(_SummaryJob(scn, sd, jobs), [(t[0], tuple(t[1])) for t in todo], executor=executor,
+               workers=workers, scheduler=scheduler, desc="summary", on_result=lambda i, r: _save(todo[i][2], r))
+    rows = {}
+    for idx, curves, f in tasks:
+        r = json.loads(f.read_text())
+        for c in curves:
+            rows.setdefault(c, []).extend(zip(idx, r[c]["rows"]))
+    res = {}
+    for c, lst in rows.items():
+        lst.sort(key=lambda z: z[0])
+        s = np.array([z[1]["sinr_db"] for z in lst])
+        res[c] = {"n": len(lst), "sinr_db_mean": float(s.mean()), "sinr_db_sem": float(s.std() / math.sqrt(len(s))),
+                  "ci_ok_frac": float(np.mean([z[1]["ci_ok"] for z in lst])),
+                  "time_s_mean": float(np.mean([z[1]["time_s"] for z in lst]))}
+        if c == "Prop. w/ RIS":
+            res[c]["sinr_db_mean_first_n_mm"] = float(s[:n_mm].mean())
+    (out / "summary.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
+def layers_curve(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, n_paper: int | None = None,
+                 seed: int = 2025, executor: str = "local", scheduler: str | None = None) -> list:
+    """Beyond the paper: test SINR vs number of layers t for the shipped (trained) network truncated at t
+    and for the classical solver (its initial steps) with t layers, plus the paper-size classical solver
+    (T, J, R = 75, 8, 10, DFP (29a)) on ``n_paper`` realisations. Before/after the CI repair."""
+    import torch
+    torch.set_num_threads(1)
+    from dataclasses import replace as _rep
+    from .core import make_batch, start_point
+    from .methods import get_net
+    from .unfolded import DEFAULT_INIT, PAPER_CFG
+    from ..unfold import ConstantParams, repair_ci, solve
+    n = n if n is not None else (4 if quick else 200)
+    n_paper = n_paper if n_paper is not None else (1 if quick else 20)
+    scn = ScenarioA(N=16) if quick else ScenarioA()
+    sd = point_seed(seed, "fig4", 2)
+    starts = [start_point(scn, draw_channels(scn, realisation_rng(sd, 2 * i)), "ris", realisation_rng(sd, 2 * i + 1))
+              for i in range(n)]
+    b = make_batch(scn, starts, "ris")
+    net = get_net(scn, required=True)
+    T = net.cfg.T
+    ts = sorted({1, 2, 3, 4, 6, 8, 12, 16, T} & set(range(1, T + 1)))
+
+    def db(x, phi):
+        xr, _ = repair_ci(b.constraint, x, phi, b.state0.x)
+        return (float((10 * torch.log10(b.problem.sinr(x, phi))).mean()),
+                float((10 * torch.log10(b.problem.sinr(xr, phi))).mean()))
+
+    rows = []
+    with torch.no_grad():
+        st_n, st_c = b.state0, b.state0
+        params = net.classical_params()
+        for t in range(T):
+            st_n = net(st_n, b.objective, b.constraint, layers=[t])
+            st_c, _ = solve(st_c, b.objective, b.constraint, _rep(net.cfg, T=1), params)
+            if t + 1 in ts:
+                steps = (t + 1) * net.cfg.J * net.cfg.R * 2
+                rows.append({"layers": t + 1, "steps": steps, "trained_db": db(st_n.x, st_n.phi)[0],
+                             "trained_repaired_db": db(st_n.x, st_n.phi)[1], "classical_db": db(st_c.x, st_c.phi)[0],
+                             "classical_repaired_db": db(st_c.x, st_c.phi)[1]})
+        bp = make_batch(scn, starts[:n_paper], "ris")
+        cfgp = PAPER_CFG if not quick else _rep(PAPER_CFG, T=2, J=2, R=2)
+        t0 = time.perf_counter()
+        stp, _ = solve(bp.state0, bp.objective, bp.constraint, cfgp, ConstantParams(**DEFAULT_INIT))
+        tp = time.perf_counter() - t0
+        xr, _ = repair_ci(bp.constraint, stp.x, stp.phi, bp.state0.x)
+        paper = {"layers": cfgp.T, "steps": cfgp.steps, "n": n_paper, "time_s_per_design": tp / n_paper,
+                 "classical_db": float((10 * torch.log10(bp.problem.sinr(stp.x, stp.phi))).mean()),
+                 "classical_repaired_db": float((10 * torch.log10(bp.problem.sinr(xr, stp.phi))).mean())}
+        # the shipped net on the same subset, for a paired comparison
+        sn = net(bp.state0, bp.objective, bp.constraint)
+        xr2, _ = repair_ci(bp.constraint, sn.x, sn.phi, bp.state0.x)
+        paper["trained_repaired_db_same_subset"] = float((10 * torch.log10(bp.problem.sinr(xr2, sn.phi))).mean())
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    f = out / "layers.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (out / "paper_size_classical.json").write_text(json.dumps(paper, indent=1))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot([r["layers"] for r in rows], [r["trained_repaired_db"] for r in rows], "o-", label="trained (shipped)")
+    ax.plot([r["layers"] for r in rows], [r["classical_repaired_db"] for r in rows], "s--", label="classical, same steps")
+    ax.axhline(paper["classical_repaired_db"], color="k", ls=":",
+               label=f"paper-size classical (75,8,10, DFP), n={n_paper}")
+    ax.set_xlabel("layers t")
+    ax.set_ylabel("mean SINR after CI repair [dB]")
+    ax.set_title(f"SINR vs layers (n = {n})", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    png = out / "layers.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return [f, out / "paper_size_classical.json", png]
+
+
+
+
+if __name__ == "__main__":
+    import argparse
+    ap = argparse.ArgumentParser(description="default-scenario detection summary")
+    ap.add_argument("--out", default="out/reproduce")
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--n-mm", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--executor", default="local", choices=["local", "dask"])
+    ap.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://host:port")
+    a = ap.parse_args()
+    res = summary(a.out, a.n, a.n_mm, a.workers, executor=a.executor, scheduler=a.scheduler)
+    print(json.dumps(res, indent=1))
