@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from calibration.chains import ChainCal, compare_chains  # noqa: E402
 from calibration.channels import RisCascadeCal  # noqa: E402
 from calibration.clutter import ClutterCovCal, sinr_loss  # noqa: E402
 from calibration.ris_states import RisStateCal, compare_tables  # noqa: E402
+from _bench import machine_line  # noqa: E402
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -205,7 +205,7 @@ def main(argv=None):
         if rows:
             write_csv(out / f"{name}.csv", rows)
     plot(out, cas_rows, chain_sweep, clu_rows)
-    print(f"machine: {platform.node()} {platform.machine()} {platform.processor() or ''}; numpy {np.__version__}; "
+    print(f"machine: {machine_line()}; "
           f"dtype complex128; threads OMP={os.environ.get('OMP_NUM_THREADS')}; wall {time.perf_counter() - t0:.1f} s")
     w = max(len(r[0]) for r in s1 + s2 + s3 + s4 + s5)
     print(f"{'quantity':<{w}}  {'measured':<52} {'target':<9} ok")

@@ -7,26 +7,18 @@ Usage: ``.venv/bin/python benchmarks/bench_foundation.py [--repeat N]``
 import argparse
 import os
 import platform
-import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from isac_opt import radar  # noqa: E402
+from isac_opt.paper_a import radar  # noqa: E402
 from isac_opt.paper_a.channels import draw_channels, legs, cascaded_matrix  # noqa: E402
 from isac_opt.paper_a.scenario import ScenarioA  # noqa: E402
 from isac_opt.paper_a.crb import crb_doa  # noqa: E402
 from isac_opt.paper_a.starting import init_phi, init_x  # noqa: E402
-
-
-def timeit(fn, repeat):
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - t0) / repeat
+from _bench import machine_line, timeit  # noqa: E402
 
 
 def dense_sinr(scn, ch, X, phi):
@@ -69,7 +61,7 @@ def main():
     t = timeit(lambda: init_x(scn, ch, phi), 5)
     rows.append(("x0 worst-case-margin SOCP (cvxpy re-solve)", t))
     err = abs(radar.sinr_mvdr(radar.echo(scn, ch, X, phi)) / dense_sinr(scn, ch, X, phi) - 1)
-    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}  "
+    print(f"machine: {machine_line()}  "
           f"python {platform.python_version()}  numpy {np.__version__}  dtype complex128  "
           f"threads OMP={os.environ['OMP_NUM_THREADS']}")
     print(f"scenario paper-a default (M={scn.M}, N={scn.N}, L={scn.L}, Q={scn.Q})")

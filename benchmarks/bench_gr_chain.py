@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 
 import numpy as np
+from _bench import machine_line  # noqa: E402
 
 
 def _design(path):
@@ -80,7 +80,7 @@ def main():
     rows.append(("end to end (+ stap_detector + user_receiver)", t_all, rate(t_all)))
     rows.append(("  ris_isac_channel alone (difference)", t_ch - t_src, n_items * M / max(t_ch - t_src, 1e-9)))
     rows.append(("  detector + receivers alone (difference)", t_all - t_ch, n_items * M / max(t_all - t_ch, 1e-9)))
-    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, "
+    print(f"machine: {machine_line()}, "
           f"cores used: {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'}, "
           f"dtype: complex64 ports / complex128 inside, threads: GNU Radio thread-per-block, "
           f"GNU Radio {gr.version()}, numpy {np.__version__}")

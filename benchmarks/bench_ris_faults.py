@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,19 +26,7 @@ from ris_driver import BoardSpec, open_ris
 from ris_driver.campaign import run_campaign
 from ris_driver.firmware import Faults
 from ris_driver.sim import PtySimulator, create_simulator, remove_simulator
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{platform.node()} | {cpu} | {os.cpu_count()} cores | Python {platform.python_version()} | {platform.system()} {platform.release()}"
+from _bench import machine_line as machine
 
 
 def main(argv=None) -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from ris_driver import BoardSpec, coefficients, quantize  # noqa: E402
+from _bench import machine_line  # noqa: E402
 
 
 def tables(n: int) -> dict:
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
                continuous=dict(sinr_db_mean=float(sinr_c.mean()),
                                ci_min_margin_mean=float(np.mean([c["ci_min_margin"] for c in cont])),
                                ser_mean=float(np.mean([c["ser"] for c in cont]))),
-               quantised={}, machine=f"{platform.node()} | {platform.machine()} | {os.cpu_count()} cores",
+               quantised={}, machine=machine_line(),
                dtype="complex128", threads=os.environ.get("OMP_NUM_THREADS"), eval_wall_s=wall)
     print(f"machine {out['machine']} | dtype complex128 | OMP threads {out['threads']}")
     print(f"method {method!r}, {len(designs)} realisation(s), N = {out['N']}, X fixed, MVDR SINR [spec A.4]")

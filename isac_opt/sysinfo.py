@@ -14,3 +14,12 @@ def machine_description() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def machine_line() -> str:
+    """One line for a benchmark table: host | CPU model | cores | Python | numpy | OS."""
+    import os
+
+    import numpy as np
+    return (f"{platform.node()} | {machine_description()} | {os.cpu_count()} cores | Python "
+            f"{platform.python_version()} | numpy {np.__version__} | {platform.system()} {platform.release()}")

@@ -61,3 +61,21 @@ def test_run_rejects_bad_arguments(design_file, capsys):
     assert main(["run", "--design", str(design_file), "--backend", "pluto", "--frames", "10"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("isac-testbed run: error: ") and "Traceback" not in err
+
+
+def test_run_loads_each_design_file_once(design_file, tmp_path, capsys, monkeypatch):
+    """The orchestration and every block of the flowgraph share one loaded design per file."""
+    import collections
+    from isac_opt import designfile
+    from isac_testbed.cli import main
+    counts = collections.Counter()
+    real = designfile._load_design
+
+    def counting(path):
+        counts[str(path)] += 1
+        return real(path)
+    monkeypatch.setattr(designfile, "_load_design", counting)
+    designfile._CACHE.clear()
+    assert main(["run", "--design", str(design_file), "--frames", "20", "--ris", "ideal", "--json"]) == 0
+    json.loads(capsys.readouterr().out)
+    assert counts and max(counts.values()) == 1, counts

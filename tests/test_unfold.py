@@ -289,3 +289,22 @@ def test_tiny_training_improves_sinr():
         opt.step()
     after = test_db()
     assert after > before + 0.3, (before, after)
+
+
+def test_pluggable_parts_satisfy_the_typed_protocols():
+    """The shipped objective / constraint / step-size objects implement the Protocols admm_layer expects."""
+    import torch
+    from isac_opt.paper_a.unfold.protocols import Constraint, FusedConstraint, Objective, StepParams
+    from isac_opt.paper_a.unfold import AutogradObjective, CIConstraint, ConstantParams, SinrObjective
+    obj = AutogradObjective(lambda x, phi: (x.abs() ** 2).sum(dim=(1, 2)) + (phi.abs() ** 2).sum(dim=1))
+    assert isinstance(obj, Objective)
+    assert isinstance(ConstantParams(), StepParams)
+    for cls, proto in ((SinrObjective, Objective), (CIConstraint, Constraint)):
+        missing = [m for m in ("prep", "value_grad" if proto is Objective else "g") if not hasattr(cls, m)]
+        assert not missing, (cls, missing)
+    assert hasattr(CIConstraint, "g_vjp") == issubclass(CIConstraint, FusedConstraint)
+    # a constant step-size object really returns the shapes the Protocol documents
+    p = ConstantParams(eta=0.3, tau=2.0)
+    g = torch.zeros(2, 3, 4, dtype=torch.float64)
+    assert p.dual("x", 0, 0, g, g).shape == (2, 3, 4) and float(p.dual("x", 0, 0, g, g)[0, 0, 0]) == 0.3
+    assert float(p.step("x", 0, 0, 0, torch.ones(2, dtype=torch.float64), torch.ones(2))[1]) == 2.0

@@ -9,6 +9,8 @@ Modules
                  (:func:`dfp_update`, variants "paper" (29a) / "standard" / "identity" = projected gradient,
                  the cheap non-paper option), the CM/UM projection, and the constraint handlers
                  ("alm": Σβg, "phr": (η/2)max(g+β/η,0)²).
+:mod:`.protocols` the typed interfaces the step is written against: ``Objective``, ``Constraint`` /
+                 ``FusedConstraint``, ``StepParams`` (typing.Protocol, runtime-checkable).
 :mod:`.model`    :func:`solve` (classical: constant steps, early stop) and :class:`UnfoldedAdmm`
                  (``nn.Module``: learnable step-size MLPs per layer) — both drive :func:`admm_layer`.
 

@@ -23,8 +23,12 @@ modulus. DFP works on the real stacking [Re; Im] of the flattened block.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:   # the Protocols of the pluggable parts (isac_opt.paper_a.unfold.protocols)
+    from .protocols import Constraint, Objective, StepParams
 
 __all__ = ["AdmmConfig", "AdmmState", "ConstantParams", "AutogradObjective", "admm_layer", "dfp_update",
            "project_modulus", "repair_ci", "alm_penalty", "phr_penalty", "DFP_VARIANTS", "HANDLERS"]
@@ -286,7 +290,8 @@ def _block(st: AdmmState, blk: str, t: int, objective, constraint, params, cfg: 
     return z, beta
 
 
-def admm_layer(st: AdmmState, t: int, objective, constraint, params, cfg: AdmmConfig) -> AdmmState:
+def admm_layer(st: AdmmState, t: int, objective: "Objective", constraint: "Constraint | None",
+               params: "StepParams", cfg: AdmmConfig) -> AdmmState:
     """ADMM layer t: x-block (25)–(30), v (31), φ-block (32)–(35), ϕ (36), duals μ (37) [spec A.6]."""
     x, beta_x = _block(st, "x", t, objective, constraint, params, cfg)
     v = project_modulus(st.rho.reshape((-1,) + (1,) * (x.dim() - 1)) * x + st.mu1, cfg.amp_x, x)
