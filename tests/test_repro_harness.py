@@ -221,3 +221,26 @@ def test_cli_seed_option_reaches_the_key(tmp_path, capsys):
     assert main(args + ["seed=7"]) == 0
     b = _rows(tmp_path / "fig7" / "fig7.csv")
     assert len(list((tmp_path / "fig7" / "chunks").glob("*.json"))) == 2 and a != b
+
+
+def test_compare_script_ignores_only_timing_columns(tmp_path):
+    """benchmarks/compare_reproduce.py (the before/after check of the harness refactor): a changed number
+    is reported with its file, row and column; a changed wall time is not."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "compare_reproduce", Path(__file__).resolve().parents[1] / "benchmarks" / "compare_reproduce.py")
+    cmp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cmp)
+    for d in ("a/fig4", "b/fig4", "c/fig4"):
+        (tmp_path / d / "chunks").mkdir(parents=True)
+    head = "curve,x,sinr_db_mean,time_s_mean,engine\n"
+    (tmp_path / "a/fig4/fig4.csv").write_text(head + "ADMM-MM,16,12.5,0.31,admm-mm\n")
+    (tmp_path / "b/fig4/fig4.csv").write_text(head + "ADMM-MM,16,12.5,0.47,admm-mm\n")
+    (tmp_path / "c/fig4/fig4.csv").write_text(head + "ADMM-MM,16,12.500000001,0.31,admm-mm\n")
+    (tmp_path / "c/fig4/chunks/x.json").write_text("{}")                  # resume files are not outputs
+    assert cmp.compare_target(tmp_path / "a/fig4", tmp_path / "b/fig4") == []
+    d = cmp.compare_target(tmp_path / "a/fig4", tmp_path / "c/fig4")
+    assert d == ["fig4.csv: row 1 column 'sinr_db_mean': 12.5 != 12.500000001"]
+    assert cmp.main([str(tmp_path / "a"), str(tmp_path / "c")]) == 1
+    assert cmp.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0

@@ -75,11 +75,6 @@ def run_chunked(target: str, fn: Callable[[Any], Any], chunks: Sequence[Chunk], 
     return out
 
 
-def in_process(fn: Callable[[], Any]) -> Callable[[Any], Any]:
-    """Adapter for targets whose chunks close over unpicklable state (torch networks): ``lambda _: fn()``."""
-    return lambda _task: fn()
-
-
 # ------------------------------------------------------------------------------------------------ writers
 def write_table(path, header: Sequence, rows: Sequence[Sequence]) -> Path:
     """CSV with a header row (``csv.writer``; floats as Python's ``repr``)."""
