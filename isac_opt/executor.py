@@ -16,8 +16,9 @@ that call cvxpy should run inside :func:`cold_solves` (warm-started re-solves de
 ones that import torch themselves should call ``torch.set_num_threads(1)``.
 
 Workers never touch the caller's file system: each result comes back to the calling process and
-``on_result(i, result)`` is called there as soon as chunk ``i`` completes (the callers write their
-per-chunk resume files in it), so remote workers need no shared disk, only the same ``ris-isac-testbed``
+``on_result(i, result)`` is called there as soon as chunk ``i`` completes (the reproduction harness,
+:func:`isac_opt.repro.run_chunked`, stores the chunk in its keyed resume store there), so remote workers
+need no shared disk, only the same ``ris-isac-testbed``
 installation (``pip install -c constraints.txt -e .``) and the same Python/numpy/torch/cvxpy versions.
 """
 from __future__ import annotations

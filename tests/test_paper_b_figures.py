@@ -29,7 +29,7 @@ def test_quick_target_writes_csv_png_and_resumes(tmp_path, monkeypatch):
     assert np.all(pd >= pfa - 1e-12) and np.all(pd <= 1 + 1e-12)       # Pd = Pfa^{1/(1+SCNR)} >= Pfa
     chunks = sorted((tmp_path / "b-fig9_chunks").glob("*.json"))
     assert len(chunks) == 3
-    data = json.loads(chunks[0].read_text())
+    data = json.loads(chunks[0].read_text())["result"]          # the harness's store: {format, key, sha256, result}
     assert len(data) == 2 and "stap-fp-mm-admm" in data[0]
 
     # second run: every chunk exists, so no design may run

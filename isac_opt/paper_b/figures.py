@@ -1,13 +1,14 @@
 """Reproduction targets of paper B's figures 4-10 [spec B.10]: ``b-fig4`` ... ``b-fig10``.
 
 Each target is ``run(out_dir, quick=False, workers=1) -> list of written paths`` and writes a CSV and a
-PNG (matplotlib, Agg). Monte-Carlo realisations are split into chunks; each chunk has its own
-``np.random.SeedSequence`` (entropy ``BASE_SEED``, spawn key (figure, point, chunk)), is computed by
-:mod:`isac_opt.executor` (joblib loky by default; a Dask cluster with ``--set executor=dask
-scheduler=tcp://host:8786``) and stored by the calling process as
-``<out_dir>/<target>_chunks/p<point>_c<chunk>_<hash of the settings>.json``. A chunk whose
-file exists is skipped, so an interrupted run resumes where it stopped. Every method sees the same
-realisations (channels, jitter, symbols).
+PNG (matplotlib, Agg) through the shared harness (:mod:`isac_opt.repro`). Monte-Carlo realisations are
+split into chunks; each chunk has its own ``np.random.SeedSequence`` (entropy ``BASE_SEED``, spawn key
+(figure, point, chunk)), is computed by :mod:`isac_opt.executor` (joblib loky by default; a Dask cluster
+with ``--set executor=dask scheduler=tcp://host:8786``) and stored by the calling process as
+``<out_dir>/<target>_chunks/p<point>_c<chunk>_<key digest>.json``, keyed by target, seed, scenario,
+methods and software. A stored chunk with that key is reused, so an interrupted run resumes where it
+stopped and a changed setting recomputes. Every method sees the same realisations (channels, jitter,
+symbols).
 
 ``quick=True`` uses a reduced scenario (:data:`QUICK`) with 2 realisations and 3 sweep points so that each
 figure runs in well under a minute on one core; the full run uses the scenario's defaults
@@ -15,8 +16,6 @@ figure runs in well under a minute on one core; the full run uses the scenario's
 """
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import math
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..repro import Chunk, atomic_write_text, figure, line_plot, run_chunked, write_table
 from .model import draw_channels
 from .scenario import ScenarioB
 
@@ -54,16 +54,9 @@ def _base(quick: bool, **kw) -> ScenarioB:
 
 
 def _chunk_job(path: str, scn_dict: dict, methods: list, seed_key: tuple, n: int, want_history: bool):
-    """Compute one chunk (n realisations x methods) and write its JSON file atomically."""
-    _write_json(path, _chunk_rows((scn_dict, methods, seed_key, n, want_history)))
+    """Compute one chunk (n realisations x methods) and write its rows as JSON (atomically) to ``path``."""
+    atomic_write_text(path, json.dumps(_chunk_rows((scn_dict, methods, seed_key, n, want_history))))
     return path
-
-
-def _write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
 
 
 def _chunk_rows(task) -> list:
@@ -98,33 +91,23 @@ def _chunk_rows_(scn_dict: dict, methods: list, seed_key: tuple, n: int, want_hi
 def _run_sweep(name: str, out_dir, points: list, methods: list, quick: bool, workers: int,
                want_history: bool = False) -> list:
     """points: list of (label, ScenarioB). Returns per point the list of realisation rows."""
-    from ..executor import run_chunks
     out_dir = Path(out_dir)
-    cdir = out_dir / f"{name}_chunks"
-    cdir.mkdir(parents=True, exist_ok=True)
     fig_id = int(name.split("fig")[-1])
-    jobs, files = [], []
+    chunks, owner = [], []
     for i, (_, scn) in enumerate(points):
         n_real = 2 if quick else scn.n_realisations
-        key = hashlib.sha256(json.dumps([scn.to_dict(), methods, want_history], sort_keys=True)
-                             .encode()).hexdigest()[:10]   # a changed setting never reuses stale chunks
-        per_point = []
         for c in range(math.ceil(n_real / CHUNK)):
             n = min(CHUNK, n_real - c * CHUNK)
-            path = str(cdir / f"p{i}_c{c}_{key}.json")
-            per_point.append(path)
-            if not os.path.exists(path):
-                jobs.append((path, (scn.to_dict(), methods, (fig_id, i, c), n, want_history)))
-        files.append(per_point)
-    run_chunks(_chunk_rows, [j[1] for j in jobs], executor=_EXEC.get("executor", "local"), workers=workers,
-               scheduler=_EXEC.get("scheduler"), desc=name, on_result=lambda k, rows: _write_json(jobs[k][0], rows))
-    results = []
-    for per_point in files:
-        rows = []
-        for p in per_point:
-            with open(p) as f:
-                rows += json.load(f)
-        results.append(rows)
+            task = (scn.to_dict(), methods, (fig_id, i, c), n, want_history)
+            chunks.append(Chunk(f"p{i}_c{c}", task, {"scenario": task[0], "methods": methods, "seed_key": task[2],
+                                                     "n": n, "want_history": want_history}))
+            owner.append(i)
+    res = run_chunked(name, _chunk_rows, chunks, out_dir / f"{name}_chunks", BASE_SEED,
+                      executor=_EXEC.get("executor", "local"), workers=workers, scheduler=_EXEC.get("scheduler"),
+                      desc=name)
+    results = [[] for _ in points]
+    for i, rows in zip(owner, res):
+        results[i] += rows
     return results
 
 
@@ -137,30 +120,12 @@ def _mean_db(rows, m, key="scnr_db"):
 
 
 def _write_csv(path: Path, header: list, rows: list) -> Path:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
+    return write_table(path, header, rows)
 
 
 def _plot(path: Path, x, series: dict, xlabel: str, ylabel: str, title: str, styles=None) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for lab, y in series.items():
-        ls = (styles or {}).get(lab, "-")
-        ax.plot(x, y, ls, marker="o", ms=3, label=lab)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return line_plot(path, [(lab, x, y, (styles or {}).get(lab, "-"), {"marker": "o", "ms": 3})
+                            for lab, y in series.items()], xlabel, ylabel, title)
 
 
 def _sweep_figure(name, out_dir, quick, workers, xs, make_scn, methods, xlabel, title) -> list:
@@ -259,21 +224,8 @@ def fig9(out_dir, quick=False, workers=1) -> list:
             styles[lab] = {60.0: "-", 30.0: "--", 0.0: ":"}[v]
             table += [[m, v, float(a), float(b)] for a, b in zip(pfa, pd)]
     csv_p = _write_csv(out_dir / "b-fig9.csv", ["method", "speed_mps", "pfa", "pd"], table)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for lab, y in series.items():
-        ax.semilogx(pfa, y, styles[lab], label=lab)
-    ax.set_xlabel("Pfa")
-    ax.set_ylabel("Pd")
-    ax.set_title("Fig. 9: ROC", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    png = out_dir / "b-fig9.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
+    png = line_plot(out_dir / "b-fig9.png", [(lab, pfa, y, styles[lab]) for lab, y in series.items()], "Pfa", "Pd",
+                    "Fig. 9: ROC", logx=True, legend_size=6)
     return [str(csv_p), str(png)]
 
 
@@ -289,23 +241,17 @@ def fig10(out_dir, quick=False, workers=1) -> list:
              for g, rows in zip(xs, res)]
     csv_p = _write_csv(out_dir / "b-fig10.csv", ["gamma_db"] + [f"{m}_scnr_db" for m in methods]
                        + [f"{m}_ber" for m in methods], table)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax2 = ax.twinx()
-    for j, m in enumerate(methods):
-        ax.plot(xs, [row[1 + j] for row in table], "-o", ms=3, label=LABELS[m], color=f"C{j}")
-        ax2.semilogy(xs, [max(row[1 + len(methods) + j], 1e-12) for row in table], "--", color=f"C{j}")
-    ax.set_xlabel("Gamma (dB)")
-    ax.set_ylabel("SCNR (dB), solid")
-    ax2.set_ylabel("BER, dashed")
-    ax.set_title("Fig. 10: radar-communication trade-off", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
     png = out_dir / "b-fig10.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
+    with figure(png) as (fig, ax):
+        ax2 = ax.twinx()
+        for j, m in enumerate(methods):
+            ax.plot(xs, [row[1 + j] for row in table], "-o", ms=3, label=LABELS[m], color=f"C{j}")
+            ax2.semilogy(xs, [max(row[1 + len(methods) + j], 1e-12) for row in table], "--", color=f"C{j}")
+        ax.set_xlabel("Gamma (dB)")
+        ax.set_ylabel("SCNR (dB), solid")
+        ax2.set_ylabel("BER, dashed")
+        ax.set_title("Fig. 10: radar-communication trade-off", fontsize=9)
+        ax.legend(fontsize=7)
     return [str(csv_p), str(png)]
 
 

@@ -11,14 +11,15 @@ Monte Carlo: realisation i of sweep point p uses ``realisation_rng(seed_p, i)`` 
 seed_p = SeedSequence(root_seed, spawn_key=(figure id, p)) → results do not depend on chunking or the
 number of workers. Work is split in chunks (≤ ``chunk`` realisations of one point) run by
 :mod:`isac_opt.executor`: joblib's loky processes (``workers``; 1 = in-process) by default, or a Dask
-cluster (``--set executor=dask scheduler=tcp://host:8786``). Each chunk's result is saved by the calling
-process to ``DIR/<fig>/chunks/*.json``, so an interrupted run resumes.
+cluster (``--set executor=dask scheduler=tcp://host:8786``), through the shared harness
+(:mod:`isac_opt.repro`): each chunk's result is saved by the calling process to ``DIR/<fig>/chunks/*.json``
+under a key of (target, seed, parameters, software, chunk), so an interrupted run resumes and a changed
+setting never reuses another run's chunks.
 Averages: SINR in dB over realisations (R25 convention); Pd averaged.
 Outputs per figure: one CSV per curve, a combined CSV and a PNG.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -28,7 +29,8 @@ import numpy as np
 
 from ..channels import draw_channels, realisation_rng
 from ..scenario import ScenarioA
-from ...executor import cold_solves, run_chunks
+from ...executor import cold_solves
+from ...repro import Chunk, figure, run_chunked, spawn_seed, split, write_records, write_table
 from ...sysinfo import machine_description as _machine
 
 CURVES = ("Prop. w/ RIS", "Prop. rand. RIS", "Prop. w/o RIS", "ADMM-MM", "Radar-only")
@@ -55,7 +57,7 @@ def _scenario_at(base: ScenarioA, field: str | None, val):
 
 
 def point_seed(root: int, fig: str, p: int) -> int:
-    return int(np.random.SeedSequence(root, spawn_key=(FIG_IDS[fig], p)).generate_state(1)[0])
+    return spawn_seed(root, FIG_IDS[fig], p)
 
 
 def run_chunk(scn: ScenarioA, seed: int, indices, curves, mm_kw: dict, pfa_grid) -> dict:
@@ -117,13 +119,6 @@ class _ChunkJob:
         return run_chunk(scn, sd, idx, self.curves, self.mm_kw, self.pfa_grid)
 
 
-def _save(path: Path, result) -> None:
-    """Write one chunk's JSON atomically (in the calling process, so remote workers need no shared disk)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(path)
-
-
 def run_sweep(name: str, out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
               chunk: int = 10, seed: int = 2025, curves=CURVES, base: ScenarioA | None = None,
               mm_n_max: int | None = None, executor: str = "local", scheduler: str | None = None) -> list:
@@ -139,27 +134,25 @@ def run_sweep(name: str, out_dir, quick: bool = False, workers: int = 1, n: int 
     mm_kw = {"n_max": mm_n_max if mm_n_max is not None else (15 if quick else 2000)}
     pfa_grid = list(np.logspace(-6, 0, 13)) if name == "fig7" else [1e-3]
     out = Path(out_dir)               # the CLI already gives each target its own directory
-    (out / "chunks").mkdir(parents=True, exist_ok=True)
-    tasks = []
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = []                        # (point index, Chunk)
     for p, val in enumerate(pts):
         scn = _scenario_at(base, field, val)
         sd = point_seed(seed, name, p)
-        for c0 in range(0, n, chunk):
-            idx = list(range(c0, min(c0 + chunk, n)))
-            f = out / "chunks" / f"p{p}_i{idx[0]}-{idx[-1]}_{'quick' if quick else 'full'}.json"
-            tasks.append((p, scn, sd, idx, f))
-    todo = [t for t in tasks if not t[4].exists()]
-    run_chunks(_ChunkJob(curves, mm_kw, pfa_grid), [t[1:4] for t in todo], executor=executor, workers=workers,
-               scheduler=scheduler, desc=name, on_result=lambda i, r: _save(todo[i][4], r))
+        for idx in split(n, chunk):
+            params = {"scenario": scn.to_dict(), "point": p, "x": val, "point_seed": sd, "indices": idx,
+                      "curves": list(curves), "mm_kw": mm_kw, "pfa_grid": pfa_grid}
+            tasks.append((p, Chunk(f"p{p}_i{idx[0]}-{idx[-1]}", (scn, sd, idx), params)))
+    results = run_chunked(name, _ChunkJob(curves, mm_kw, pfa_grid), [t[1] for t in tasks], out / "chunks", seed,
+                          executor=executor, workers=workers, scheduler=scheduler, desc=name)
     # aggregate
     agg = {c: [] for c in curves}
     for p, val in enumerate(pts):
         per = {c: [] for c in curves}
         eng = {}
-        for t in tasks:
-            if t[0] != p:
+        for (tp, _), r in zip(tasks, results):
+            if tp != p:
                 continue
-            r = json.loads(t[4].read_text())
             for c in curves:
                 per[c] += r[c]["rows"]
                 eng[c] = r[c]["engine"]
@@ -178,55 +171,30 @@ def _slug(c: str) -> str:
 
 
 def _write(name, out, xlabel, agg, pfa_grid) -> list:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    paths = []
-    comb = out / f"{name}.csv"
-    with open(comb, "w", newline="") as fc:
-        wc = csv.writer(fc)
-        if name == "fig7":
-            wc.writerow(["curve", "pfa", "pd_mean", "sinr_db_mean", "n", "engine"])
-        else:
-            wc.writerow(["curve", "x", "sinr_db_mean", "sinr_db_std", "n", "ci_ok_frac", "time_s_mean", "engine"])
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-        for c, pts in agg.items():
-            f = out / f"{name}_{_slug(c)}.csv"
-            with open(f, "w", newline="") as fh:
-                w = csv.writer(fh)
-                if name == "fig7":
-                    w.writerow(["pfa", "pd_mean", "sinr_db_mean", "n", "engine"])
-                    for pf, pd in zip(pfa_grid, pts[0]["pd"]):
-                        row = [pf, pd, pts[0]["sinr_db_mean"], pts[0]["n"], pts[0]["engine"]]
-                        w.writerow(row)
-                        wc.writerow([c] + row)
-                    ax.semilogx(pfa_grid, pts[0]["pd"], "o-", label=c)
-                else:
-                    w.writerow(["x", "sinr_db_mean", "sinr_db_std", "n", "ci_ok_frac", "time_s_mean", "engine"])
-                    for r in pts:
-                        row = [r["x"], r["sinr_db_mean"], r["sinr_db_std"], r["n"], r["ci_ok_frac"],
-                               r["time_s_mean"], r["engine"]]
-                        w.writerow(row)
-                        wc.writerow([c] + row)
-                    ax.plot([r["x"] for r in pts], [r["sinr_db_mean"] for r in pts], "o-", label=c)
-            paths.append(f)
-        if name == "fig7":
-            ax.set_xlabel("Pfa")
-            ax.set_ylabel("Pd")
-        else:
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel("radar SINR [dB]")
+    """One CSV per curve, the combined CSV and the PNG of a sweep figure."""
+    if name == "fig7":
+        head = ["pfa", "pd_mean", "sinr_db_mean", "n", "engine"]
+        per = {c: [[pf, pd, pts[0]["sinr_db_mean"], pts[0]["n"], pts[0]["engine"]]
+                   for pf, pd in zip(pfa_grid, pts[0]["pd"])] for c, pts in agg.items()}
+        series = [(c, pfa_grid, pts[0]["pd"], "o-") for c, pts in agg.items()]
+    else:
+        head = ["x", "sinr_db_mean", "sinr_db_std", "n", "ci_ok_frac", "time_s_mean", "engine"]
+        per = {c: [[r["x"], r["sinr_db_mean"], r["sinr_db_std"], r["n"], r["ci_ok_frac"], r["time_s_mean"],
+                    r["engine"]] for r in pts] for c, pts in agg.items()}
+        series = [(c, [r["x"] for r in pts], [r["sinr_db_mean"] for r in pts], "o-") for c, pts in agg.items()]
+    comb = write_table(out / f"{name}.csv", ["curve"] + head, [[c] + row for c, rows in per.items() for row in rows])
+    paths = [write_table(out / f"{name}_{_slug(c)}.csv", head, rows) for c, rows in per.items()]
+    png = out / f"{name}.png"
+    with figure(png, figsize=(5.5, 4), dpi=110) as (fig, ax):
+        for c, x, y, fmt in series:
+            (ax.semilogx if name == "fig7" else ax.plot)(x, y, fmt, label=c)
+        ax.set_xlabel("Pfa" if name == "fig7" else xlabel)
+        ax.set_ylabel("Pd" if name == "fig7" else "radar SINR [dB]")
         n0 = next(iter(agg.values()))[0]["n"]
         ax.set_title(f"paper A {name} (n = {n0} realisations per point)", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        png = out / f"{name}.png"
-        fig.savefig(png, dpi=110)
-        plt.close(fig)
     return [comb, png] + paths
-
-
 
 
 def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, seed: int = 2025,
@@ -273,11 +241,7 @@ def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
                      "lite_s": float(np.mean(t_lite)) if t_lite else float("nan"),
                      "ratio_lite": float(np.mean(t_mm) / np.mean(t_lite)) if t_lite else float("nan"), "n": n,
                      "engine": "unfolded" if net is not None else "classical"})
-    f = out / "table1.csv"
-    with open(f, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    f = write_records(out / "table1.csv", rows, fieldnames=list(rows[0]))
     md = out / "table1.md"
     lines = [f"Table I (detection), mean s per design; machine: {_machine()}, "
              f"torch threads 1, float64, n = {n} per N\n", "| N | " + " | ".join(str(r["N"]) for r in rows) + " |",
@@ -316,22 +280,18 @@ def summary(out_dir, n: int = 200, n_mm: int = 50, workers: int = 1, seed: int =
     (same realisations, so the ADMM-MM gap is also reported paired). Resumable per chunk."""
     scn = ScenarioA()
     out = Path(out_dir) / "summary"
-    (out / "chunks").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     sd = point_seed(seed, "fig4", 2)          # the same realisations as Fig. 4's P = 20 dBW point
-    tasks = []
-    for c0 in range(0, n, chunk):
-        idx = list(range(c0, min(c0 + chunk, n)))
-        tasks.append((idx, list(_UNF), out / "chunks" / f"unf_{idx[0]}-{idx[-1]}.json"))
-    for c0 in range(0, n_mm, 5):
-        idx = list(range(c0, min(c0 + 5, n_mm)))
-        tasks.append((idx, list(_MM), out / "chunks" / f"mm_{idx[0]}-{idx[-1]}.json"))
-    todo = [t for t in tasks if not t[2].exists()]
-    jobs = {tuple(c): _ChunkJob(c, {"n_max": 2000}, [1e-3]) for c in (list(_UNF), list(_MM))}
-    run_chunks(_SummaryJob(scn, sd, jobs), [(t[0], tuple(t[1])) for t in todo], executor=executor,
-               workers=workers, scheduler=scheduler, desc="summary", on_result=lambda i, r: _save(todo[i][2], r))
+    tasks = [(idx, list(_UNF), "unf") for idx in split(n, chunk)] + [(idx, list(_MM), "mm") for idx in split(n_mm, 5)]
+    mm_kw = {"n_max": 2000}
+    jobs = {tuple(c): _ChunkJob(c, mm_kw, [1e-3]) for c in (list(_UNF), list(_MM))}
+    chunks = [Chunk(f"{tag}_{idx[0]}-{idx[-1]}", (idx, tuple(curves)),
+                    {"scenario": scn.to_dict(), "point_seed": sd, "indices": idx, "curves": curves, "mm_kw": mm_kw,
+                     "pfa_grid": [1e-3]}) for idx, curves, tag in tasks]
+    results = run_chunked("summary", _SummaryJob(scn, sd, jobs), chunks, out / "chunks", seed, executor=executor,
+                          workers=workers, scheduler=scheduler, desc="summary")
     rows = {}
-    for idx, curves, f in tasks:
-        r = json.loads(f.read_text())
+    for (idx, curves, _), r in zip(tasks, results):
         for c in curves:
             rows.setdefault(c, []).extend(zip(idx, r[c]["rows"]))
     res = {}
@@ -402,31 +362,21 @@ def layers_curve(out_dir, quick: bool = False, workers: int = 1, n: int | None =
         paper["trained_repaired_db_same_subset"] = float((10 * torch.log10(bp.problem.sinr(xr2, sn.phi))).mean())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    f = out / "layers.csv"
-    with open(f, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    f = write_records(out / "layers.csv", rows, fieldnames=list(rows[0]))
     (out / "paper_size_classical.json").write_text(json.dumps(paper, indent=1))
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.plot([r["layers"] for r in rows], [r["trained_repaired_db"] for r in rows], "o-", label="trained (shipped)")
-    ax.plot([r["layers"] for r in rows], [r["classical_repaired_db"] for r in rows], "s--", label="classical, same steps")
-    ax.axhline(paper["classical_repaired_db"], color="k", ls=":",
-               label=f"paper-size classical (75,8,10, DFP), n={n_paper}")
-    ax.set_xlabel("layers t")
-    ax.set_ylabel("mean SINR after CI repair [dB]")
-    ax.set_title(f"SINR vs layers (n = {n})", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
     png = out / "layers.png"
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    with figure(png, figsize=(5.5, 4), dpi=110) as (fig, ax):
+        ax.plot([r["layers"] for r in rows], [r["trained_repaired_db"] for r in rows], "o-", label="trained (shipped)")
+        ax.plot([r["layers"] for r in rows], [r["classical_repaired_db"] for r in rows], "s--",
+                label="classical, same steps")
+        ax.axhline(paper["classical_repaired_db"], color="k", ls=":",
+                   label=f"paper-size classical (75,8,10, DFP), n={n_paper}")
+        ax.set_xlabel("layers t")
+        ax.set_ylabel("mean SINR after CI repair [dB]")
+        ax.set_title(f"SINR vs layers (n = {n})", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     return [f, out / "paper_size_classical.json", png]
-
 
 
 

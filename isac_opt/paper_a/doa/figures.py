@@ -12,10 +12,14 @@ min_{k,l} m/γ ≥ 1 − 1e-9), and the analytic SER (V-7). Curves [RECON where 
 * ``radar-only``  same network with the CI constraints removed and the radar-only x⁰;
 * ``unsup``       the unsupervised MLP (shipped, K = 3, zero-padded to K_max = 4);
 * ``prop-K*`` / ``unsup-K*``  networks trained with K* users (the reference of the transfer test).
+
+Figs. 8–10 run through the shared harness (:mod:`isac_opt.repro`): one chunk per (P, K, curve) of Fig. 8
+and per Γ of Figs. 9–10, computed batched in this process and stored under ``DIR/<fig>/chunks/`` with a key
+of (target, seed, parameters, software), so an interrupted run resumes; Table II is a timing and always
+runs afresh.
 """
 from __future__ import annotations
 
-import csv
 import math
 import sys
 import time
@@ -23,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..channels import draw_channels, realisation_rng
 from ..scenario import ScenarioA
 from ..design import evaluate_a
+from ...repro import Chunk, figure, line_plot, run_chunked, write_records
 from .methods import WEIGHTS_DIR, load_net
 from .model import DoaBatch, DoaNet, WeightsError, repair_ci, start_points
 from .train import _with_K
@@ -144,36 +148,21 @@ def _targets(rows) -> list:
 
 def _write_csv(path, rows):
     """Rows → CSV; keys starting with "_" (per-realisation arrays such as ``_crbs``) are not written."""
-    keys = []
-    for r in rows:
-        for k in r:
-            if k not in keys and not k.startswith("_"):
-                keys.append(k)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    write_records(path, rows)
 
 
 def _plot(path, rows, x, y, group, xlabel, ylabel, logy=True, title=""):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    series = []
     for g in dict.fromkeys(r[group] for r in rows):
         pts = [(r[x], r[y]) for r in rows if r[group] == g and r[y] is not None and np.isfinite(r[y])]
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=g)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+            series.append((g, *zip(*pts), "-", {"marker": "o"}))
+    line_plot(path, series, xlabel, ylabel, title, figsize=(6.4, 4.4), logy=logy, grid={"which": "both", "alpha": 0.3})
+
+
+def _chunked(name, out_dir, fn, chunks):
+    """Run ``fn`` over the chunks in this process (batched torch per chunk), stored under ``out_dir/chunks``."""
+    return run_chunked(name, fn, chunks, Path(out_dir) / "chunks", SEED, workers=1, desc=name)
 
 
 def _sizes(quick, kw, full_n, quick_n):
@@ -183,25 +172,33 @@ def _sizes(quick, kw, full_n, quick_n):
 
 
 # ------------------------------------------------------------------------------------------------
+def _fig8_chunk(task) -> dict:
+    """One (P, K, curve) point of Fig. 8: the evaluation dict, or ``{"skipped": why}`` without weights."""
+    p, K, c, n, T = task
+    scn = _with_K(ScenarioA(), K).replace(power_w=_dbm_to_w(p))
+    chs = test_set(scn, n)
+    try:
+        X, P, Xraw = designs(c, scn, chs, T)
+        return evaluate(scn, chs, X, P, Xraw)
+    except WeightsError as e:
+        return {"skipped": str(e)}
+
+
 def fig8(out_dir, quick=False, workers=1, **kw):
     """CRB vs P (dBm) at K = 3, and the K→K* transfer test at K* ∈ {2, 4} [spec A.13 Fig. 8, A.11.6]."""
     torch.set_num_threads(1)
     n, T = _sizes(quick, kw, 20, 2)
     powers = [30, 40, 50] if quick else [30, 35, 40, 45, 50]
-    base = ScenarioA()
     plan = [(3, ["prop", "unsup", "prop-rand", "radar-only"])]
     for Ks in ((2, 4) if not quick else (2,)):
         plan.append((Ks, ["prop", f"prop-K{Ks}", "unsup", f"unsup-K{Ks}"]))
-    rows = []
     jobs = [(p, K, c) for p in powers for K, cs in plan for c in cs]
-    for p, K, c in tqdm(jobs, desc="fig8", file=sys.stderr):
-        scn = _with_K(base, K).replace(power_w=_dbm_to_w(p))
-        chs = test_set(scn, n)
-        try:
-            X, P, Xraw = designs(c, scn, chs, T)
-            r = evaluate(scn, chs, X, P, Xraw)
-        except WeightsError as e:
-            print(f"fig8: {c} at K={K} skipped: {e}", file=sys.stderr)
+    chunks = [Chunk(f"P{p}_K{K}_{c}", (p, K, c, n, T), {"P_dBm": p, "K": K, "curve": c, "n": n, "T": T})
+              for p, K, c in jobs]
+    rows = []
+    for (p, K, c), r in zip(jobs, _chunked("fig8", out_dir, _fig8_chunk, chunks)):
+        if "skipped" in r:
+            print(f"fig8: {c} at K={K} skipped: {r['skipped']}", file=sys.stderr)
             continue
         label = {"prop": "Prop. (trained K=3)", "unsup": "Unsup. (trained K=3)"}.get(c, c)
         rows.append({"K": K, "P_dBm": p, "curve": label, **r})
@@ -223,6 +220,31 @@ def fig8(out_dir, quick=False, workers=1, **kw):
     return paths
 
 
+def _fig9_chunk(task) -> list:
+    """The rows of one Γ of Fig. 9. The radar-only design has no CI constraint, so it is designed once, at
+    the first Γ (``g0``), and only its CI/SER columns are re-evaluated at the other Γ."""
+    g, g0, n, curves = task
+
+    def scn_at(gg):
+        return ScenarioA(power_w=_dbm_to_w(40), gamma_db=(float(gg),) * 3)
+    scn = scn_at(g)
+    chs = test_set(scn, n)
+    rows = []
+    for c, T, lab in curves:
+        if c == "radar-only" and g != g0:
+            scn0 = scn_at(g0)
+            chs0 = test_set(scn0, n)
+            X, P, Xraw = designs(c, scn0, chs0, T)
+            r = dict(evaluate(scn0, chs0, X, P, Xraw))
+            r.update({k: v for k, v in evaluate(scn, chs, X, P, X).items()
+                      if k in ("ci_rate", "ci_frac", "ser", "ci_rate_raw", "ci_frac_raw")})
+        else:
+            X, P, Xraw = designs(c, scn, chs, T)
+            r = evaluate(scn, chs, X, P, Xraw)
+        rows.append({"gamma_dB": g, "curve": lab, "T_e": T or 60, **r})
+    return rows
+
+
 def fig9(out_dir, quick=False, workers=1, **kw):
     """CRB vs Γ at P = 40 dBm: T_e = 40/60/80, ALM vs PHR-ALM, baselines [spec A.13 Fig. 9]."""
     torch.set_num_threads(1)
@@ -234,23 +256,9 @@ def fig9(out_dir, quick=False, workers=1, **kw):
               ("radar-only", None, "Radar only")]
     if quick:
         curves = [(c, (Tq if T is None else max(1, Tq * T // 60)), lab) for c, T, lab in curves]
-    rows = []
-    radar_cache = radar_X = None
-    for g in tqdm(gammas, desc="fig9", file=sys.stderr):
-        scn = ScenarioA(power_w=_dbm_to_w(40), gamma_db=(float(g),) * 3)
-        chs = test_set(scn, n)
-        for c, T, lab in curves:
-            if c == "radar-only" and radar_cache is not None:   # no CI constraint: independent of Γ
-                r = dict(radar_cache)
-                X, P = radar_X
-                r.update({k: v for k, v in evaluate(scn, chs, X, P, X).items()
-                          if k in ("ci_rate", "ci_frac", "ser", "ci_rate_raw", "ci_frac_raw")})
-            else:
-                X, P, Xraw = designs(c, scn, chs, T)
-                r = evaluate(scn, chs, X, P, Xraw)
-                if c == "radar-only":
-                    radar_cache, radar_X = r, (X, P)
-            rows.append({"gamma_dB": g, "curve": lab, "T_e": T or 60, **r})
+    chunks = [Chunk(f"gamma{g}", (g, gammas[0], n, curves), {"gamma_dB": g, "gamma0_dB": gammas[0], "n": n,
+                                                              "curves": curves}) for g in gammas]
+    rows = [row for part in _chunked("fig9", out_dir, _fig9_chunk, chunks) for row in part]
     out = Path(out_dir)
     _write_csv(out / "fig9.csv", rows)
     _plot(out / "fig9.png", rows, "gamma_dB", "crb", "curve", "Γ (dB)", "CRB (rad²)", logy=True,
@@ -258,47 +266,56 @@ def fig9(out_dir, quick=False, workers=1, **kw):
     return [str(out / "fig9.csv"), str(out / "fig9.png")]
 
 
-def fig10(out_dir, quick=False, workers=1, **kw):
-    """SER vs Γ of the detection designs and the DoA designs: analytic (V-7) and Monte Carlo [Fig. 10]."""
+def _fig10_chunk(task) -> dict:
+    """The rows (and notes on absent methods) of one Γ of Fig. 10."""
     from ..channels import effective_user_channels
     from ...ci import ser_analytic, ser_monte_carlo
     from ...errors import IsacError, MethodError
     from ...registry import get_method
+    g, n, T, draws = task
+    rows, notes = [], []
+    scn = ScenarioA(gamma_db=(float(g),) * 3)
+    chs = test_set(scn, n)
+    sets = {}
+    for name, lab in (("unfolded", "Detection: Prop."), ("admm-mm", "Detection: ADMM-MM")):
+        try:
+            m = get_method(name, "paper-a")
+        except MethodError as e:
+            notes.append(f"{name}: not registered ({e})")
+            continue
+        try:
+            ds = [m.run(scn, SEED + i, channels=c) for i, c in enumerate(chs)]
+        except IsacError as e:
+            notes.append(f"{name}: not available ({e})")
+            continue
+        sets[lab] = ([d.X for d in ds], [d.phi for d in ds])
+    sets["DoA: Prop."] = designs("prop", scn, chs, T)[:2]
+    sets["DoA: Unsuper."] = designs("unsup", scn, chs, T)[:2]
+    rng = np.random.default_rng(SEED + g)
+    for lab, (X, P) in sets.items():
+        ser_a, ser_m, var_m = [], [], []
+        for c, x, p in zip(chs, X, P):
+            Z = effective_user_channels(c, p) @ x
+            ser_a.append(float(ser_analytic(Z, c.S, np.asarray(scn.noise_comm_w), scn.psk_order).mean()))
+            pm, sm = ser_monte_carlo(Z, c.S, np.asarray(scn.noise_comm_w), scn.psk_order, draws, rng)
+            ser_m.append(pm)
+            var_m.append(sm ** 2)
+        rows.append({"gamma_dB": g, "curve": lab, "ser_analytic": float(np.mean(ser_a)),
+                     "ser_mc": float(np.mean(ser_m)), "ser_mc_sigma": float(math.sqrt(sum(var_m)) / len(var_m)),
+                     "n": n, "mc_draws_per_sample": draws})
+    return {"rows": rows, "notes": notes}
+
+
+def fig10(out_dir, quick=False, workers=1, **kw):
+    """SER vs Γ of the detection designs and the DoA designs: analytic (V-7) and Monte Carlo [Fig. 10]."""
     torch.set_num_threads(1)
     n, T = _sizes(quick, kw, 10, 2)
     draws = int(kw.get("draws", 200 if quick else 2000))
     gammas = [10, 20] if quick else [10, 15, 20, 25, 30]
-    rows, notes = [], []
-    for g in tqdm(gammas, desc="fig10", file=sys.stderr):
-        scn = ScenarioA(gamma_db=(float(g),) * 3)
-        chs = test_set(scn, n)
-        sets = {}
-        for name, lab in (("unfolded", "Detection: Prop."), ("admm-mm", "Detection: ADMM-MM")):
-            try:
-                m = get_method(name, "paper-a")
-            except MethodError as e:
-                notes.append(f"{name}: not registered ({e})")
-                continue
-            try:
-                ds = [m.run(scn, SEED + i, channels=c) for i, c in enumerate(chs)]
-            except IsacError as e:
-                notes.append(f"{name}: not available ({e})")
-                continue
-            sets[lab] = ([d.X for d in ds], [d.phi for d in ds])
-        sets["DoA: Prop."] = designs("prop", scn, chs, T)[:2]
-        sets["DoA: Unsuper."] = designs("unsup", scn, chs, T)[:2]
-        rng = np.random.default_rng(SEED + g)
-        for lab, (X, P) in sets.items():
-            ser_a, ser_m, var_m = [], [], []
-            for c, x, p in zip(chs, X, P):
-                Z = effective_user_channels(c, p) @ x
-                ser_a.append(float(ser_analytic(Z, c.S, np.asarray(scn.noise_comm_w), scn.psk_order).mean()))
-                pm, sm = ser_monte_carlo(Z, c.S, np.asarray(scn.noise_comm_w), scn.psk_order, draws, rng)
-                ser_m.append(pm)
-                var_m.append(sm ** 2)
-            rows.append({"gamma_dB": g, "curve": lab, "ser_analytic": float(np.mean(ser_a)),
-                         "ser_mc": float(np.mean(ser_m)), "ser_mc_sigma": float(math.sqrt(sum(var_m)) / len(var_m)),
-                         "n": n, "mc_draws_per_sample": draws})
+    chunks = [Chunk(f"gamma{g}", (g, n, T, draws), {"gamma_dB": g, "n": n, "T": T, "draws": draws}) for g in gammas]
+    parts = _chunked("fig10", out_dir, _fig10_chunk, chunks)
+    rows = [r for part in parts for r in part["rows"]]
+    notes = [t for part in parts for t in part["notes"]]
     out = Path(out_dir)
     _write_csv(out / "fig10.csv", rows)
     mc = [dict(r, curve=r["curve"] + " (MC)", ser_analytic=r["ser_mc"]) for r in rows]
@@ -389,23 +406,17 @@ def table2(out_dir, quick=False, workers=1, **kw):
         r["ratio_vs_detection"] = float(r["t_total_s"] / det[0]) if det else float("nan")
     out = Path(out_dir)
     _write_csv(out / "table2.csv", rows)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for meth in dict.fromkeys(r["method"] for r in rows):
-        pts = [(r["N"], r["t_total_s"]) for r in rows if r["method"] == meth]
-        ax.plot(*zip(*pts), marker="o", label=meth)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("N")
-    ax.set_ylabel("time per design (s)")
-    ax.set_title(f"Table II analogue ({mach})", fontsize=7)
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "table2.png", dpi=120)
-    plt.close(fig)
+    with figure(out / "table2.png", figsize=(6, 4)) as (fig, ax):
+        for meth in dict.fromkeys(r["method"] for r in rows):
+            pts = [(r["N"], r["t_total_s"]) for r in rows if r["method"] == meth]
+            ax.plot(*zip(*pts), marker="o", label=meth)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("N")
+        ax.set_ylabel("time per design (s)")
+        ax.set_title(f"Table II analogue ({mach})", fontsize=7)
+        ax.legend(fontsize=7)
+        ax.grid(True, which="both", alpha=0.3)
     for r in rows:
         print(f"N={r['N']:4d} {r['method']:38s} {r['t_total_s']:.3f} s ± {r['t_total_std_s']:.3f}"
               f"  ({r['ratio_vs_detection']:.2f}× detection)", file=sys.stderr)
