@@ -65,6 +65,8 @@ def print_report(rep: dict, as_json: bool, title: str = "") -> None:
 # --------------------------------------------------------------------------------------------------
 def cmd_design(args) -> int:
     from .config import load_scenario
+    from .safeio import atomic_output, check_output_file
+    out = check_output_file(args.out, force=args.force)        # before minutes of designing
     scn = load_scenario(args.scenario)
     m = registry.get_method(args.method, scn.kind)
     channels = None
@@ -74,9 +76,8 @@ def cmd_design(args) -> int:
         from .channels import ChannelsA
         channels = ChannelsA.load(args.channels, scn)
     d = m.run(scn, args.seed, channels=channels)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    d.save(out)
+    with atomic_output(out) as tmp:
+        d.save(tmp)
     rep = d.report(pfa=args.pfa)
     rep["file"] = str(out)
     print_report(rep, args.json, f"design: {m.name} on {scn.kind} (seed {args.seed}) -> {out}")
@@ -92,10 +93,13 @@ def cmd_evaluate(args) -> int:
 
 def cmd_scenario(args) -> int:
     from .config import load_scenario
+    from .safeio import atomic_output, check_output_file
+    out = check_output_file(args.out, force=args.force) if args.out else None
     scn = load_scenario(args.name)
     text = scn.to_toml()
-    if args.out:
-        Path(args.out).write_text(text)
+    if out is not None:
+        with atomic_output(out) as tmp:
+            tmp.write_text(text)
     else:
         sys.stdout.write(text)
     return 0
@@ -191,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--channels", default=None, help="channels file (.npz) to design for, e.g. estimated "
                                                      "by `calibrate channels` (paper-a)")
     d.add_argument("--pfa", type=float, default=1e-3, help="false-alarm probability for Pd [default 1e-3]")
+    d.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     d.add_argument("--json", action="store_true", help="print the report as one JSON object")
     d.set_defaults(func=cmd_design)
 
@@ -203,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scenario", help="print a built-in scenario as TOML (a template to edit)")
     s.add_argument("name", nargs="?", default="paper-a", help="paper-a | paper-b | FILE.toml")
     s.add_argument("--out", default=None, help="write to this file instead of stdout")
+    s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     s.set_defaults(func=cmd_scenario)
 
     t = sub.add_parser("train", help="train a learned design network",
@@ -244,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "pfa", None) is not None:     # every command that takes --pfa, checked once
+            from .validate import check_pfa
+            args.pfa = check_pfa(args.pfa)
         return int(args.func(args) or 0)
     except (IsacError, ValueError, FileNotFoundError) as e:
         # user errors: one line, no traceback (programming errors still raise)
