@@ -12,6 +12,9 @@ URL                                                    device
 ``zmq://127.0.0.1:5555``                               a ``RisServer`` (``isac-testbed ris serve``)
 =====================================================  =============================================
 
+A CurveZMQ server (``ris serve --keys ... --allow ...``) needs ``server_key`` (its public ``.key`` file)
+and ``client_key`` (this client's ``.key_secret``): ``zmq://host:5555?server_key=S.key&client_key=C.key_secret``.
+
 Common query parameters: ``timeout_ms`` (per attempt), ``retries``, ``verify`` (set/apply/verify
 cycles), ``cal`` (calibration file, see ``BoardSpec.load``). Serial: ``baud``. Other query parameters
 of a serial URL are passed on to pyserial (e.g. ``spy://...?file=log.txt``).
@@ -131,6 +134,9 @@ def open_ris(url: str, *, board: BoardSpec | None = None):
             kw["retries"] = retries
         if verify is not None:
             raise ValueError("url parameter 'verify' does not apply to zmq:// (the server verifies)")
+        for k in ("server_key", "client_key"):           # CurveZMQ key files (docs/bench_guide.md)
+            if k in p:
+                kw[k] = p.pop(k)
         _no_more(url, p)
         return ZmqRis("tcp://" + target, **kw)
     raise ValueError(f"url {url!r}: unknown scheme {scheme!r}; expected sim, serial, osris+serial or zmq")
