@@ -405,7 +405,8 @@ class ZmqRis:
         d = self._call("apply", phase=list(pattern.phase), amp=list(pattern.amp))
         ack = Ack.from_dict(d)
         if ack.pattern != pattern:       # the server verified; check that it verified *our* pattern
-            raise RisVerifyError(f"{self.url}: server confirmed {ack.pattern.short()}, asked {pattern.short()}")
+            from .patterndiff import pattern_diff
+            raise RisVerifyError(f"{self.url}: server confirmed another pattern: {pattern_diff(ack.pattern, pattern)}")
         self.stats.applies += 1
         self.last = ack
         return ack
