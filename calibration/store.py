@@ -21,6 +21,7 @@ import json
 import math
 import os
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -146,30 +147,92 @@ def check_key(stored: dict, expect: dict, *, max_age_days: float | None = None) 
             raise StaleCalibrationError("date", stored.get("date"), f"newer than {max_age_days} days")
 
 
+MAX_JSON_BYTES = 4 << 20          # a calibration's JSON is a few kB
+MAX_ARRAY_BYTES = 256 << 20       # all arrays, uncompressed
+_NPY_HEADER = 4096                # generous bound of an .npy header [bytes]
+
+
+def _array_specs(doc: dict, jpath) -> dict:
+    """``doc["arrays"]`` checked: {name: (dtype, shape)} with a numeric dtype and non-negative int shape."""
+    specs = doc.get("arrays", {})
+    if not isinstance(specs, dict):
+        raise CalibrationError("arrays", "an object {name: {dtype, shape}}", f"{type(specs).__name__} in {jpath}")
+    out = {}
+    for k, spec in specs.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("shape"), list) or \
+                not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in spec["shape"]):
+            raise CalibrationError(f"arrays.{k}", "{dtype, shape: [non-negative integers]}", repr(spec)[:80])
+        try:
+            dt = np.dtype(spec.get("dtype", "complex128"))
+        except TypeError:
+            raise CalibrationError(f"arrays.{k}.dtype", "a numpy dtype name", repr(spec.get("dtype"))[:40]) from None
+        if not (np.issubdtype(dt, np.number) or dt == bool):
+            raise CalibrationError(f"arrays.{k}.dtype", "a numeric dtype", str(dt))
+        out[k] = (dt, tuple(spec["shape"]))
+    return out
+
+
+def _check_npz_sizes(npz, specs: dict) -> None:
+    """Refuse members that would decompress beyond their declared shape (or the total limit), before
+    decompressing anything (zipfile never inflates past a member's declared size)."""
+    try:
+        with zipfile.ZipFile(npz) as zf:
+            infos = {i.filename: i.file_size for i in zf.infolist()}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise CalibrationError("npz", "a readable .npz (damaged or truncated?)", f"{npz}: {exc}") from None
+    if sum(infos.values()) > MAX_ARRAY_BYTES:
+        raise CalibrationError("npz", f"at most {MAX_ARRAY_BYTES} bytes of arrays", f"{sum(infos.values())} in {npz}")
+    for k, (dt, shape) in specs.items():
+        size = infos.get(k + ".npy")
+        if size is not None and size > math.prod(shape) * dt.itemsize + _NPY_HEADER:
+            raise CalibrationError(f"arrays.{k}", f"shape {list(shape)} {dt} as declared",
+                                   f"{size} bytes in {npz}")
+
+
 def load(path, *, expect_key: dict | None = None, max_age_days: float | None = None):
-    """Read ``(doc, arrays)``; check format, version, array shapes and (optionally) the key."""
+    """Read ``(doc, arrays)``; check format, version, array shapes and dtypes and (optionally) the key.
+
+    Every failure (missing, truncated or damaged files, wrong types in the JSON, arrays that disagree
+    with their declaration) is a :class:`CalibrationError` naming the field: never a traceback.
+    """
     stem = _stem(path)
     jpath = stem.with_suffix(".json")
-    if not jpath.exists():
+    if not jpath.is_file():
         raise CalibrationError("path", "an existing calibration .json file", str(jpath))
+    if jpath.stat().st_size > MAX_JSON_BYTES:
+        raise CalibrationError("path", f"a calibration .json of at most {MAX_JSON_BYTES} bytes", str(jpath))
     try:
         doc = json.loads(jpath.read_text())
-    except json.JSONDecodeError as exc:
-        raise CalibrationError("path", "valid JSON", f"{jpath}: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CalibrationError("path", "valid JSON", f"{jpath}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise CalibrationError("path", "a JSON object", f"{type(doc).__name__} in {jpath}")
+    for field, typ in (("key", dict), ("params", dict), ("residual", dict), ("meta", dict), ("npz", str),
+                       ("kind", str)):
+        if field in doc and not isinstance(doc[field], typ):
+            raise CalibrationError(field, f"a JSON {'object' if typ is dict else 'string'}",
+                                   f"{type(doc[field]).__name__} in {jpath}")
     if doc.get("format") != FORMAT:
         raise CalibrationError("format", repr(FORMAT), repr(doc.get("format")))
     if doc.get("version") != VERSION:
         raise CalibrationError("version", f"{VERSION} (this code)", doc.get("version"))
     if expect_key is not None or max_age_days is not None:
         check_key(doc.get("key", {}), expect_key or {}, max_age_days=max_age_days)
-    npz = jpath.with_name(doc.get("npz", stem.name + ".npz"))
-    if not npz.exists():
+    specs = _array_specs(doc, jpath)
+    npz = jpath.with_name(Path(doc.get("npz", stem.name + ".npz")).name)    # next to the .json, never elsewhere
+    if not npz.is_file():
         raise CalibrationError("npz", "the .npz file next to the .json", str(npz))
-    with np.load(npz, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    for k, spec in doc.get("arrays", {}).items():
+    _check_npz_sizes(npz, specs)
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise CalibrationError("npz", "a readable .npz (damaged or truncated?)", f"{npz}: {exc}") from None
+    for k, (dt, shape) in specs.items():
         if k not in arrays:
             raise CalibrationError(f"arrays.{k}", "present in the .npz", "missing")
-        if list(arrays[k].shape) != list(spec["shape"]):
-            raise CalibrationError(f"arrays.{k}", f"shape {spec['shape']}", f"shape {list(arrays[k].shape)}")
+        if arrays[k].shape != shape:
+            raise CalibrationError(f"arrays.{k}", f"shape {list(shape)}", f"shape {list(arrays[k].shape)}")
+        if arrays[k].dtype != dt:
+            raise CalibrationError(f"arrays.{k}", f"dtype {dt} (as the .json declares)", f"dtype {arrays[k].dtype}")
     return doc, arrays

@@ -31,6 +31,21 @@ from .errors import CalibrationError, StaleCalibrationError
 from .signals import frac_delay
 
 SIM_SDR = "sim://"
+MAX_CHAIN_DELAY = 4096        # |d_i| [samples]: far above any cable/FPGA latency; the RX FIR and the
+                              # TX index shift grow with it, so 1e12 would hang or exhaust memory
+MAX_GAIN_DB = 120.0           # |20 log10 |g_i|| [dB]: a wider spread is a broken file, not a chain
+
+
+def check_chain_coefs(coefs: dict, where: str = "calibration") -> None:
+    """Bounds of ChainCal coefficients the streaming corrections can use (one-line CalibrationError)."""
+    g = np.asarray(coefs["gain"])
+    d = np.asarray(coefs["delay"], np.float64)
+    if d.size and np.max(np.abs(d)) > MAX_CHAIN_DELAY:
+        raise CalibrationError(f"{where}: delay", f"|delay| <= {MAX_CHAIN_DELAY} samples",
+                               f"{float(np.max(np.abs(d))):.6g}")
+    gdb = 20 * np.log10(np.abs(g))
+    if g.size and np.max(np.abs(gdb)) > MAX_GAIN_DB:
+        raise CalibrationError(f"{where}: gain", f"|gain| within ±{MAX_GAIN_DB:g} dB", f"{float(gdb[np.argmax(np.abs(gdb))]):.6g} dB")
 
 
 # ------------------------------------------------------------------------------------------- keys
@@ -68,8 +83,15 @@ def load_chain_cal(path, *, n_chains: int, side: str, expect_key: dict | None = 
     Raises :class:`StaleCalibrationError` (message prefixed by ``who`` and the path, one line) when a key
     field differs, :class:`CalibrationError` for a wrong kind / chain count / side.
     """
+    from . import store
     try:
+        doc, raw = store.load(path)
+        if not isinstance(raw.get("gain"), np.ndarray) or not np.iscomplexobj(raw["gain"]):
+            # a measured chain gain has a phase; real values mean a hand-made or damaged file
+            raise CalibrationError("gain", "complex gains (magnitude and phase; a ChainCal measures both)",
+                                   f"dtype {getattr(raw.get('gain'), 'dtype', None)}")
         cal = ChainCal.load(path, expect_key=expect_key)
+        check_chain_coefs(cal.coefs, "coefs")
     except CalibrationError as exc:
         exc.args = (f"{who}: {path}: {exc}",)
         raise
@@ -118,6 +140,7 @@ class TxCorrection:
 
     def __init__(self, cal: ChainCal):
         c = cal._need()
+        check_chain_coefs(c)
         self.weights = 1.0 / np.asarray(c["gain"], np.complex128)
         d = np.asarray(c["delay"], np.float64)
         self.shift = np.round(d).astype(np.int64)
@@ -157,6 +180,7 @@ class RxCorrector:
 
     def __init__(self, cal: ChainCal, frac_tol: float = 0.05, half_taps: int = 8):
         c = cal._need()
+        check_chain_coefs(c)
         self.weights = 1.0 / np.asarray(c["gain"], np.complex128)
         d = np.asarray(c["delay"], np.float64)
         self.M = d.size

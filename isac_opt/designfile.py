@@ -37,11 +37,35 @@ def jsonable(d):
     return d
 
 
+MAX_META_BYTES = 4 << 20        # the JSON meta of a design is a few kB
+MAX_ARRAY_BYTES = 256 << 20     # all arrays, uncompressed: far above any design within config.SIZE_LIMITS
+
+
+def _check_member_sizes(path: Path) -> None:
+    """Refuse a design whose zip members would decompress to more than the limits (checked on the zip's
+    declared sizes, before decompressing anything; zipfile never inflates beyond the declared size)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise DesignFileError(f"{path}: not a readable design file (damaged or truncated: {e})") from None
+    for i in infos:
+        if i.filename == "meta.npy" and i.file_size > MAX_META_BYTES:
+            raise DesignFileError(f"{path}: 'meta' would decompress to {i.file_size} bytes "
+                                  f"(at most {MAX_META_BYTES} expected)")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_ARRAY_BYTES:
+        big = max(infos, key=lambda i: i.file_size)
+        raise DesignFileError(f"{path}: arrays would decompress to {total} bytes (largest "
+                              f"'{big.filename}' {big.file_size}); at most {MAX_ARRAY_BYTES} expected")
+
+
 def read_meta(path) -> tuple[dict, dict]:
     """Open a design ``.npz``: returns (meta dict, arrays dict); DesignFileError on damage."""
     path = Path(path)
     if not path.is_file():
         raise DesignFileError(f"{path}: no such design file")
+    _check_member_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: np.asarray(z[k]) for k in z.files}
@@ -55,7 +79,19 @@ def read_meta(path) -> tuple[dict, dict]:
         raise DesignFileError(f"{path}: 'meta' is not valid JSON ({e})") from None
     if not isinstance(meta, dict) or "format" not in meta:
         raise DesignFileError(f"{path}: 'meta' has no 'format' — not a ris-isac-testbed design file")
+    if not isinstance(meta["format"], str):
+        raise DesignFileError(f"{path}: meta 'format' expected a string, got {type(meta['format']).__name__}")
     return meta, arrays
+
+
+def meta_typed(path, meta: dict, key: str, types: tuple, what: str, default=None):
+    """meta[key] if it is one of ``types`` (a bool never passes as an int), else DesignFileError."""
+    v = meta.get(key, default)
+    if v is None:
+        return default
+    if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
+        raise DesignFileError(f"{path}: meta '{key}' expected {what}, got {type(v).__name__} {str(v)[:60]!r}")
+    return v
 
 
 _CACHE: dict = {}

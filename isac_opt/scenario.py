@@ -15,11 +15,43 @@ import tomllib
 from pathlib import Path
 
 from .errors import ScenarioError
+from .validate import check_int
 
 LEG_MODELS = ("literal", "reciprocal")
 USER_FADING = ("rayleigh", "r25_uniform")
 PSK_ORDERS = (2, 4, 8, 16)
 DFP_VARIANTS = ("paper", "standard")
+
+# Upper size limits, checked before anything is allocated (a TOML with N = 1e7 must fail in one line, not
+# after GBs of allocation). [RECON: generous margins over the papers' sweeps (A: N <= 128, M = 6, L = 20;
+# B: N = 32, Pc = 8, L = 16); the products bound the largest dense matrices: paper A's (ML)x(ML) echo
+# covariance and paper B's space-time blocks of Pc*L*Nt / Pc*L*Nr entries, to <= 64 MB each.]
+SIZE_LIMITS = {
+    "paper-a": {"M": 256, "N": 4096, "K": 64, "L": 1024, "Q": 64},
+    "paper-b": {"Nt": 256, "Nr": 256, "K": 64, "R": 16, "N": 4096, "Q": 64, "Pc": 1024, "L": 1024,
+                "n_realisations": 1_000_000, "max_outer": 100_000, "phi_inner": 1000, "x_passes": 1000},
+}
+PRODUCT_LIMITS = {
+    "paper-a": ((("M", "L"), 2048),),
+    "paper-b": ((("Pc", "L", "Nt"), 2048), (("Pc", "L", "Nr"), 2048)),
+}
+
+
+def check_sizes(kind: str, d: dict) -> None:
+    """Check the size fields of a scenario dict of ``kind`` against SIZE_LIMITS / PRODUCT_LIMITS.
+
+    Raises :class:`ScenarioError` naming the field; fields absent from ``d`` take their (small) defaults.
+    """
+    for name, hi in SIZE_LIMITS.get(kind, {}).items():
+        if name in d:
+            check_int(name, d[name], hi=hi)
+    for names, hi in PRODUCT_LIMITS.get(kind, ()):
+        if all(n in d for n in names):
+            prod = math.prod(int(d[n]) for n in names)
+            if prod > hi:
+                raise ScenarioError("*".join(names), f"a product <= {hi} (dense matrices of that size are "
+                                    f"allocated)", prod)
+
 
 
 class ScenarioBase:
@@ -47,6 +79,8 @@ class ScenarioBase:
         for k, v in list(d.items()):
             if isinstance(v, list):
                 d[k] = tuple(v)
+        defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.name in SIZE_LIMITS.get(cls.kind, {})}
+        check_sizes(cls.kind, {**defaults, **d})
         return cls(**d)
 
     def replace(self, **kw):
@@ -101,6 +135,9 @@ def builtin_scenarios() -> dict:
     return scenario_classes()
 
 
+MAX_TOML_BYTES = 1 << 20    # a scenario is a few hundred bytes; bound what we parse
+
+
 def load_scenario(spec) -> ScenarioBase:
     """Load a scenario from a built-in name (``paper-a``, ``paper-b``), a TOML path, or pass one through."""
     if isinstance(spec, ScenarioBase):
@@ -112,10 +149,21 @@ def load_scenario(spec) -> ScenarioBase:
     p = Path(spec)
     if not p.exists():
         raise ScenarioError("scenario", "a built-in name (" + ", ".join(b) + ") or an existing .toml file", spec)
+    if not p.is_file():
+        raise ScenarioError("scenario", "a .toml file (not a directory)", spec)
+    if p.stat().st_size > MAX_TOML_BYTES:
+        raise ScenarioError("scenario", f"a TOML file of at most {MAX_TOML_BYTES} bytes", f"{p.stat().st_size} bytes")
     try:
         d = tomllib.loads(p.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ScenarioError("scenario", f"a valid TOML file ({e})", str(p)) from None
+    except OSError as e:
+        raise ScenarioError("scenario", f"a readable TOML file ({e.strerror})", str(p)) from None
+    if not d:
+        # an empty file is almost always a mistake (truncated, wrong file): say so instead of silently
+        # running the defaults; the defaults have a name
+        raise ScenarioError("scenario", "at least one field (the file is empty; for the defaults pass the "
+                            "built-in name 'paper-a' or 'paper-b', or write kind = \"paper-a\")", str(p))
     kind = d.get("kind", "paper-a")
     classes = scenario_classes()
     if kind not in classes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from numbers import Integral, Real
 
-from .errors import ScenarioError
+from .errors import IsacError, ScenarioError
 
 
 def _is_real(v) -> bool:
@@ -69,3 +69,14 @@ def db2lin(db: float) -> float:
 
 def lin2db(x: float) -> float:
     return 10.0 * math.log10(x)
+
+
+class InputError(IsacError, ValueError):
+    """A command-line value or input file field is out of its valid range (one line, names the option)."""
+
+
+def check_pfa(v, name: str = "--pfa") -> float:
+    """A false-alarm probability: a finite real 0 < pfa < 1 (Pd = Pfa^{1/(1+SINR)} [spec A.4 (16)])."""
+    if not _is_real(v) or not math.isfinite(float(v)) or not 0.0 < float(v) < 1.0:
+        raise InputError(f"{name}: expected a false-alarm probability 0 < pfa < 1, got {v!r}")
+    return float(v)

@@ -68,6 +68,9 @@ def main(argv=None) -> int:
     command = _command_of(argv)
     try:
         args = build_parser(command or "-").parse_args(argv)
+        if getattr(args, "pfa", None) is not None:     # every command that takes --pfa, checked once
+            from isac_opt.validate import check_pfa
+            args.pfa = check_pfa(args.pfa)
         return int(args.func(args) or 0)
     except UserError as e:
         print(error_line(command, e), file=sys.stderr)

@@ -57,17 +57,6 @@ def print_report(rep: dict, as_json: bool, title: str = "") -> None:
         print(f"  {k:<{w}}  {_fmt(v)}")
 
 
-def pfa_arg(text: str) -> float:
-    """``--pfa``: a false-alarm probability 0 < pfa < 1 (one check for every command that takes it)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number 0 < pfa < 1, got {text!r}") from None
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected 0 < pfa < 1, got {text}")
-    return v
-
-
 def _kv(items) -> dict:
     out = {}
     for it in items or []:
@@ -83,7 +72,9 @@ def _kv(items) -> dict:
 
 # --------------------------------------------------------------------------------------------------
 def cmd_design(args) -> int:
+    from isac_opt.safeio import atomic_output, check_output_file
     from isac_opt.scenario import load_scenario
+    out = check_output_file(args.out, force=args.force)        # before minutes of designing
     scn = load_scenario(args.scenario)
     m = registry.get_method(args.method, scn.kind)
     channels = None
@@ -93,9 +84,8 @@ def cmd_design(args) -> int:
         from isac_opt.paper_a.channels import ChannelsA
         channels = ChannelsA.load(args.channels, scn)
     d = m.run(scn, args.seed, channels=channels, allow_infeasible=args.allow_infeasible)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    d.save(out)
+    with atomic_output(out) as tmp:
+        d.save(tmp)
     rep = d.report(pfa=args.pfa)
     rep["certified"] = bool(d.extra.get("certified", True))
     rep["file"] = str(out)
@@ -116,11 +106,14 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_scenario(args) -> int:
+    from isac_opt.safeio import atomic_output, check_output_file
     from isac_opt.scenario import load_scenario
+    out = check_output_file(args.out, force=args.force) if args.out else None
     scn = load_scenario(args.name)
     text = scn.to_toml()
-    if args.out:
-        Path(args.out).write_text(text)
+    if out is not None:
+        with atomic_output(out) as tmp:
+            tmp.write_text(text)
     else:
         sys.stdout.write(text)
     return 0
@@ -177,7 +170,8 @@ def add_design(sub) -> None:
     d.add_argument("--out", required=True, help="design file to write (.npz)")
     d.add_argument("--channels", default=None, help="channels file (.npz) to design for, e.g. estimated "
                                                      "by `calibrate channels` (paper-a)")
-    d.add_argument("--pfa", type=pfa_arg, default=1e-3, help="false-alarm probability for Pd [default 1e-3]")
+    d.add_argument("--pfa", type=float, default=1e-3, help="false-alarm probability for Pd [default 1e-3]")
+    d.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     d.add_argument("--allow-infeasible", action="store_true",
                    help="keep a design that violates a constraint of its problem (marked 'certified: "
                         "false' in the file) instead of failing")
@@ -188,7 +182,7 @@ def add_design(sub) -> None:
 def add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="evaluate a design file (SINR/SCNR, CRB, CI margin, SER, Pd)")
     e.add_argument("file", help="design file (.npz)")
-    e.add_argument("--pfa", type=pfa_arg, default=1e-3, help="false-alarm probability [default 1e-3]")
+    e.add_argument("--pfa", type=float, default=1e-3, help="false-alarm probability [default 1e-3]")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_evaluate)
 
@@ -197,6 +191,7 @@ def add_scenario(sub) -> None:
     s = sub.add_parser("scenario", help="print a built-in scenario as TOML (a template to edit)")
     s.add_argument("name", nargs="?", default="paper-a", help="paper-a | paper-b | FILE.toml")
     s.add_argument("--out", default=None, help="write to this file instead of stdout")
+    s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     s.set_defaults(func=cmd_scenario)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,7 +18,6 @@ import numpy as np
 
 from isac_opt.errors import IsacError
 
-from .commands import pfa_arg
 
 
 def add_parser(subparsers):
@@ -37,11 +38,13 @@ def add_parser(subparsers):
     p.add_argument("--no-refit", dest="refit", action="store_false",
                    help="keep the design's waveform when the RIS board realises a quantised state "
                         "(default: re-optimise the waveform for the state actually applied)")
-    p.add_argument("--pfa", type=pfa_arg, default=1e-3, help="false-alarm probability of the detector [1e-3]")
+    p.add_argument("--pfa", type=float, default=1e-3, help="false-alarm probability of the detector [1e-3]")
     p.add_argument("--user-noise-db", type=float, default=0.0,
                    help="extra user noise [dB] over the scenario's σ_k² (makes SER measurable) [0]")
     p.add_argument("--seed", type=int, default=0, help="design and channel seed [0]")
-    p.add_argument("--record", default=None, metavar="DIR", help="write the receive streams as SigMF into DIR")
+    p.add_argument("--record", default=None, metavar="DIR", help="write the receive streams as SigMF into DIR "
+                   "(a new or empty directory unless --force)")
+    p.add_argument("--force", action="store_true", help="write --record into a non-empty directory")
     p.add_argument("--png", default=None, metavar="FILE", help="write constellations/histograms/ROC to FILE")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--uri", default="ip:192.168.2.1", help="Pluto URI (backend pluto)")
@@ -109,8 +112,13 @@ def _calibration_setup(args, d, work: Path) -> tuple[dict, dict]:
     return kw, rep
 
 
-def run_bench(args) -> tuple[dict, dict, object, object]:
-    """Do the work of ``run``; returns (report, detector results, receiver core, design)."""
+def run_bench(args, work: Path | None = None, stopper=None) -> tuple[dict, dict, object, object]:
+    """Do the work of ``run``; returns (report, detector results, receiver core, design).
+
+    ``work``: directory for the intermediate design files (default: ``--record`` or a new temporary one,
+    which the caller removes). ``stopper``: a :class:`blocks._interrupt.StopOnSignal` the flowgraph is
+    attached to; when it caught a signal the report is of the frames processed and has ``interrupted``.
+    """
     from isac_opt import __version__
     from isac_opt.paper_a.scenario import ScenarioA
     from isac_opt.scenario import load_scenario
@@ -119,7 +127,8 @@ def run_bench(args) -> tuple[dict, dict, object, object]:
     from isac_opt.bench.report import build_report
     from blocks.pipeline import sim_pipeline
 
-    work = Path(args.record) if args.record else Path(tempfile.mkdtemp(prefix="risisac_run_"))
+    if work is None:
+        work = Path(args.record) if args.record else Path(tempfile.mkdtemp(prefix="risisac_run_"))
     work.mkdir(parents=True, exist_ok=True)
     if args.design:
         design_path = Path(args.design)
@@ -172,22 +181,37 @@ def run_bench(args) -> tuple[dict, dict, object, object]:
                       ris=ris_for_channel, user_noise_offset_db=args.user_noise_db, record=record, **cal_kw,
                       **fe_kw)
     tb.det.core.set_phi(phi_applied)        # ε0 of the state really applied
+    if stopper is not None:
+        stopper.attach(tb)
     t = time.perf_counter()
     tb.run()
     elapsed = time.perf_counter() - t
+    if stopper is not None:
+        stopper.attach(None)
     det = tb.det.results()
-    rep = build_report(d, det, tb.rx.core, pfa=args.pfa, phi_applied=phi_applied,
-                       user_noise_offset_db=args.user_noise_db)
+    interrupted = stopper is not None and stopper.signum is not None
+    done = int(det["frame"].size)           # frames the detector completed, not the frames asked for
+    try:
+        rep = build_report(d, det, tb.rx.core, pfa=args.pfa, phi_applied=phi_applied,
+                           user_noise_offset_db=args.user_noise_db)
+    except (ValueError, IndexError, ZeroDivisionError, KeyError):
+        if not interrupted:
+            raise
+        rep = {"frames": done}               # cut short before any statistics could be formed
     F = tb.src.F
     rep.update(backend=args.backend, ris=ris_state["url"], design_file=str(design_path),
-               design_hash=file_hash(design_path), flowgraph_s=elapsed,
-               samples_per_s=(args.frames * F * d.scenario.M) / elapsed if elapsed > 0 else float("nan"))
+               design_hash=file_hash(design_path), flowgraph_s=elapsed, frames_requested=int(args.frames),
+               frames_processed=done, interrupted=bool(interrupted),
+               samples_per_s=(done * F * d.scenario.M) / elapsed if elapsed > 0 else float("nan"))
+    if interrupted:
+        rep["signal"] = stopper.name
     rep.update(cal_rep)
     if record is not None:
         from blocks._record import write_sigmf_meta
         extra = {"design_hash": rep["design_hash"], "design_file": str(design_path), "method": d.method,
                  "seed": args.seed, "scenario": d.scenario.to_dict(), "ris_state": ris_state,
-                 "ris_coefficients": phi_applied, "frame_len": F, "frames": args.frames,
+                 "ris_coefficients": phi_applied, "frame_len": F, "frames": done,
+                 "frames_requested": int(args.frames), "interrupted": bool(interrupted),
                  "software_version": __version__, "target_schedule": "alternate (even frames)"}
         rep["sigmf"] = [write_sigmf_meta(record[0], d.scenario.M, "radar receive streams (units of xi_z)", extra),
                         write_sigmf_meta(record[1], d.scenario.K, "user receive streams (units of sigma_k)", extra)]
@@ -200,16 +224,37 @@ def handler(args) -> int:
     gr.logging().set_default_level(gr.log_levels.warn)      # no buffer-size info lines in the report
     if args.frames < 2:
         return _err(f"--frames: expected >= 2 (frames alternate target present/absent), got {args.frames}")
-    rep, det, rx, d = run_bench(args)
-    if args.png:
-        plot_report(args.png, rep, det, rx)
-        rep["png"] = str(args.png)
+    from blocks._interrupt import RunInterrupted, StopOnSignal
+    from isac_opt.safeio import check_output_dir, check_output_file
+    tmp = None
+    try:
+        if args.record:
+            check_output_dir(args.record, force=args.force, what="--record")
+        if args.png:
+            check_output_file(args.png, force=True, what="--png")
+        with StopOnSignal() as stop:
+            if not args.record:
+                tmp = Path(tempfile.mkdtemp(prefix="risisac_run_"))
+            rep, det, rx, d = run_bench(args, tmp, stop)
+            if tmp is not None and str(rep.get("design_file", "")).startswith(str(tmp)):
+                rep["design_file"] = "(temporary; --record DIR keeps it)"
+            if args.png and "sinr_designed_db" in rep:
+                plot_report(args.png, rep, det, rx)
+                rep["png"] = str(args.png)
+    except RunInterrupted as e:
+        print(f"isac-testbed run: error: interrupted by {e} before the flowgraph ran; no report", file=sys.stderr)
+        return 128 + e.signum
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)       # every run used to leave /tmp/risisac_run_* behind
     if args.json:
         clean = lambda v: (None if isinstance(v, float) and not math.isfinite(v) else
                            [clean(x) for x in v] if isinstance(v, (list, tuple)) else
                            {k: clean(x) for k, x in v.items()} if isinstance(v, dict) else
                            v.item() if isinstance(v, np.generic) else v)
         print(json.dumps(clean(rep)))
+    elif "sinr_designed_db" not in rep:         # interrupted before any statistics
+        print(f"run: {rep['frames_processed']} frames processed; no statistics")
     else:
         print(format_text(rep))
         if "sinr_world_predicted_db" in rep:
@@ -224,4 +269,9 @@ def handler(args) -> int:
             print("recorded: " + ", ".join(rep["sigmf"]))
         if "png" in rep:
             print(f"plot: {rep['png']}")
+    if rep.get("interrupted"):
+        print(f"isac-testbed run: error: interrupted by {rep.get('signal')} after {rep['frames_processed']} of "
+              f"{rep['frames_requested']} frames; the report covers the frames processed", file=sys.stderr)
+        import signal
+        return 128 + int(getattr(signal, str(rep.get("signal")), signal.SIGINT))
     return 0

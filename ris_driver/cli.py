@@ -7,6 +7,8 @@ Sub-commands (each takes a device URL, see ``ris_driver.url``)::
     ris set URL --hex H | --states 0,1,.. | --zeros | --random [--seed S] | --coef FILE.npy [--amp A]
     ris sweep URL [--count K] [--kind random|single|walsh] [--period-ms T] [--json-out F]
     ris serve URL [--rep tcp://127.0.0.1:5555] [--pub tcp://127.0.0.1:5556] [--duration S]
+              [--keys SERVER.key_secret --allow CLIENT_KEYS_DIR | --insecure] [--max-msg-bytes B]
+    ris keygen DIR [--name NAME]
     ris simulate [sim://NAME?rows=16&cols=16&bits=1&drop=0.01...] [--protocol ris1|osris] [--duration S]
 
 ``add_parser(subparsers)`` registers the ``ris`` sub-parser (registry ``COMMAND_MODULES["ris"]``).
@@ -39,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                 description="Control RIS boards (real, simulated, or behind a ZMQ server).")
     ris.add_argument("-v", "--verbose", action="store_true", help="log link warnings (retries, reboots)")
     ris.set_defaults(func=_usage(ris))
-    sub = ris.add_subparsers(dest="ris_command", metavar="{info,set,get,sweep,serve,simulate}")
+    sub = ris.add_subparsers(dest="ris_command", metavar="{info,set,get,sweep,serve,keygen,simulate}")
 
     p = sub.add_parser("info", help="identity, geometry, health and status of a device")
     p.add_argument("url", help=_URL_HELP)
@@ -79,7 +81,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--rep", default="tcp://127.0.0.1:5555", help="REP bind address [default=%(default)r]")
     p.add_argument("--pub", default="tcp://127.0.0.1:5556", help="PUB bind address, '' for none [default=%(default)r]")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    p.add_argument("--keys", default=None, metavar="SECRET", help="server's CurveZMQ secret key file "
+                   "(ris keygen); required to bind a non-loopback address")
+    p.add_argument("--allow", default=None, metavar="DIR", help="directory of the authorised clients' public "
+                   ".key files (with --keys)")
+    p.add_argument("--insecure", action="store_true", help="bind a non-loopback address WITHOUT keys: anyone "
+                   "who reaches the port can drive the RIS")
+    p.add_argument("--max-msg-bytes", type=int, default=None, help="largest request accepted [bytes] "
+                   "[default 262144]")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("keygen", help="write a CurveZMQ key pair NAME.key (public) + NAME.key_secret")
+    p.add_argument("dir", help="directory to write the key files into")
+    p.add_argument("--name", default="ris-server", help="key name [default=%(default)r]")
+    p.set_defaults(func=_cmd_keygen)
 
     p = sub.add_parser("simulate", help="serve a simulated board on a pty and print its path")
     p.add_argument("url", nargs="?", default="sim://pty?rows=16&cols=16&bits=1",
@@ -235,12 +250,27 @@ def _wait(duration):
 def _cmd_serve(args) -> int:
     from .zmq_link import RisServer
 
+    from .zmq_link import MAX_MSG_BYTES
+    sec = dict(secret_key=args.keys, allow_dir=args.allow, insecure=args.insecure,
+               max_msg_bytes=args.max_msg_bytes or MAX_MSG_BYTES)
+    RisServer.check_security(args.rep, args.pub or None, **sec)     # before opening the device
     dev = _open(args.url)
-    with RisServer(dev, args.rep, args.pub or None, own_device=True, name=args.url) as srv:
+    with RisServer(dev, args.rep, args.pub or None, own_device=True, name=args.url, **sec) as srv:
         srv.start()
         print(f"serving {args.url} on REP {srv.rep_endpoint}" + (f", PUB {srv.pub_endpoint}" if srv.pub_endpoint else ""),
               flush=True)
         _wait(args.duration)
+    return 0
+
+
+@_guard
+def _cmd_keygen(args) -> int:
+    from pathlib import Path
+    from .zmq_link import generate_keys
+    if (Path(args.dir) / f"{args.name}.key_secret").exists():
+        raise ValueError(f"{args.dir}/{args.name}.key_secret exists; refusing to overwrite a key")
+    pub, sec = generate_keys(args.dir, args.name)
+    print(f"public {pub} (give it to the other side)\nsecret {sec} (keep private)")
     return 0
 
 
@@ -266,7 +296,7 @@ def _cmd_simulate(args) -> int:
 def main(argv=None) -> int:
     """``python -m ris_driver [ris] info URL ...`` (the leading ``ris`` is optional)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("info", "set", "get", "sweep", "serve", "simulate", "-v", "--verbose"):
+    if argv and argv[0] in ("info", "set", "get", "sweep", "serve", "keygen", "simulate", "-v", "--verbose"):
         argv.insert(0, "ris")
     parser = argparse.ArgumentParser(prog="python -m ris_driver", description="RIS device control "
                                      "(same commands as 'isac-testbed ris')")

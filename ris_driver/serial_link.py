@@ -23,6 +23,7 @@ from collections import deque
 
 from . import frames as fr
 from .device import Ack, BoardSpec, Health, LinkStats, Pattern, RisInfo, status_table
+from .patterndiff import pattern_diff
 from .errors import RisError, RisNack, RisProtocolError, RisTimeout, RisVerifyError
 
 log = logging.getLogger(__name__)
@@ -269,10 +270,9 @@ class SerialRis(_LinkClient):
                     self.last = Ack(pattern, t_ack, 1 + self.stats.retries - r0, cycle, k)
                     return self.last
                 self.stats.verify_mismatches += 1
-                log.warning("%s: read-back mismatch on cycle %d (got %s, want %s)", self.url, cycle,
-                            got.short(), pattern.short())
+                log.warning("%s: read-back mismatch on cycle %d: %s", self.url, cycle, pattern_diff(got, pattern))
             raise RisVerifyError(f"{self.url or 'device'}: read-back differs from the command after "
-                                 f"{self.verify_cycles} cycle(s): got {got.short()}, want {pattern.short()}")
+                                 f"{self.verify_cycles} cycle(s): {pattern_diff(got, pattern)}")
 
     def _read_back(self, timeout_s=None) -> Pattern:
         f = self._transact("read_back", timeout_s)

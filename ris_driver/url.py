@@ -12,6 +12,9 @@ URL                                                    device
 ``zmq://127.0.0.1:5555``                               a ``RisServer`` (``isac-testbed ris serve``)
 =====================================================  =============================================
 
+A CurveZMQ server (``ris serve --keys ... --allow ...``) needs ``server_key`` (its public ``.key`` file)
+and ``client_key`` (this client's ``.key_secret``): ``zmq://host:5555?server_key=S.key&client_key=C.key_secret``.
+
 Common query parameters: ``timeout_ms`` (per attempt), ``retries``, ``verify`` (set/apply/verify
 cycles), ``cal`` (calibration file, see ``BoardSpec.load``). Serial: ``baud``. Other query parameters
 of a serial URL are passed on to pyserial (e.g. ``spy://...?file=log.txt``).
@@ -49,13 +52,21 @@ def split_url(url: str) -> tuple[str, str, dict]:
     return scheme, target, params
 
 
-def _num(params: dict, key: str, conv, default):
+def _num(params: dict, key: str, conv, default, lo=None, hi=None, lo_open: bool = False):
+    """Pop ``key`` as ``conv`` (int/float) within [lo, hi] (``lo_open``: > lo); NaN/inf are refused."""
     if key not in params:
         return default
+    raw = params.pop(key)
+    kind = "an integer" if conv is int else "a number"
     try:
-        return conv(params.pop(key))
+        v = conv(raw)
     except ValueError:
-        raise RisInputError(f"url parameter {key!r}: expected a number") from None
+        raise RisInputError(f"url parameter {key!r}: expected {kind}, got {raw!r}") from None
+    if v != v or v in (float("inf"), float("-inf")) or (lo is not None and (v < lo or (lo_open and v == lo))) \
+            or (hi is not None and v > hi):
+        rng = f"{'>' if lo_open else '>='} {lo}" if hi is None else f"in {'(' if lo_open else '['}{lo}, {hi}]"
+        raise RisInputError(f"url parameter {key!r}: expected {kind} {rng}, got {raw!r}")
+    return v
 
 
 def open_ris(url: str, *, board: BoardSpec | None = None):
@@ -63,10 +74,10 @@ def open_ris(url: str, *, board: BoardSpec | None = None):
     scheme, target, p = split_url(url)
     if "cal" in p:
         board = BoardSpec.load(p.pop("cal"))
-    timeout_s = _num(p, "timeout_ms", float, None)
+    timeout_s = _num(p, "timeout_ms", float, None, lo=0.0, hi=3.6e6, lo_open=True)
     timeout_s = None if timeout_s is None else timeout_s / 1000.0
-    retries = _num(p, "retries", int, None)
-    verify = _num(p, "verify", int, None)
+    retries = _num(p, "retries", int, None, lo=0, hi=1000)
+    verify = _num(p, "verify", int, None, lo=1, hi=1000)
     link_kw = {k: v for k, v in dict(timeout_s=timeout_s, retries=retries, verify_cycles=verify).items()
                if v is not None}
     if scheme == "sim":
@@ -82,9 +93,9 @@ def open_ris(url: str, *, board: BoardSpec | None = None):
             p["protocol"] = get_simulator(name).protocol
         protocol = p.pop("protocol", "ris1")
         if board is None:
-            n = _num(p, "n", int, None)
-            rows = _num(p, "rows", int, None)
-            cols = _num(p, "cols", int, None)
+            n = _num(p, "n", int, None, lo=1, hi=4096)
+            rows = _num(p, "rows", int, None, lo=1, hi=4096)
+            cols = _num(p, "cols", int, None, lo=1, hi=4096)
             if protocol == "osris" and n is None and rows is None:
                 board = BoardSpec.open_source_ris()
             else:
@@ -96,19 +107,23 @@ def open_ris(url: str, *, board: BoardSpec | None = None):
                     cols = (n or rows) // rows
                 if n is not None and rows * cols != n:
                     raise RisInputError(f"url {url!r}: rows*cols = {rows * cols} differs from n = {n}")
-                amps = _num(p, "amps", int, 1)
+                amps = _num(p, "amps", int, 1, lo=1, hi=256)
                 scope = p.pop("amp_scope", "none" if amps == 1 else "element")
-                board = BoardSpec(rows=rows, cols=cols, bits=_num(p, "bits", int, 1),
+                board = BoardSpec(rows=rows, cols=cols, bits=_num(p, "bits", int, 1, lo=1, hi=16),
                                   amp_states=tuple(f"a{i}" for i in range(amps)) if amps > 1 else ("passive",),
                                   amp_scope=scope, name=name)
         for k in ("n", "rows", "cols", "bits", "amps", "amp_scope"):
             p.pop(k, None)
-        sb = get_or_create(name, board, protocol, _num(p, "seed", int, 0))
+        seed = _num(p, "seed", int, 0, lo=0)
+        # fault probabilities in [0, 1] and latency >= 0, checked before the shared board is touched
+        faults = {k: _num(p, q, float, None, lo=0.0, hi=1.0)
+                  for k, q in (("drop_ack", "drop"), ("corrupt", "corrupt"), ("silent_apply", "silent"))}
+        lat = _num(p, "latency_ms", float, None, lo=0.0, hi=60_000.0)
+        sb = get_or_create(name, board, protocol, seed)
         f = sb.faults
-        f.drop_ack = _num(p, "drop", float, f.drop_ack)
-        f.corrupt = _num(p, "corrupt", float, f.corrupt)
-        f.silent_apply = _num(p, "silent", float, f.silent_apply)
-        lat = _num(p, "latency_ms", float, None)
+        for k, v in faults.items():
+            if v is not None:
+                setattr(f, k, v)
         if lat is not None:
             f.latency_s = lat / 1000.0
         _no_more(url, p)
@@ -132,6 +147,9 @@ def open_ris(url: str, *, board: BoardSpec | None = None):
             kw["retries"] = retries
         if verify is not None:
             raise RisInputError("url parameter 'verify' does not apply to zmq:// (the server verifies)")
+        for k in ("server_key", "client_key"):           # CurveZMQ key files (docs/bench_guide.md)
+            if k in p:
+                kw[k] = p.pop(k)
         _no_more(url, p)
         return ZmqRis("tcp://" + target, **kw)
     raise RisInputError(f"url {url!r}: unknown scheme {scheme!r}; expected sim, serial, osris+serial or zmq")

@@ -13,6 +13,15 @@ never left waiting. Every applied state is published on PUB as the multipart mes
 (``t_ack`` is the server host's ``time.monotonic()``). PUB/SUB drops messages sent before a subscriber
 joined (slow joiner): use it for telemetry only.
 
+**Security.** With ``secret_key`` (a CurveZMQ certificate, ``isac-testbed ris keygen``) and ``allow_dir``
+(a directory of the authorised clients' public ``.key`` files) every socket of the server is a CURVE
+server and pyzmq's own ZAP authenticator (:mod:`zmq.auth`) admits only the listed clients: traffic is
+encrypted and a client without an allowed key never gets a reply. Without keys the server binds only
+loopback (or ipc://) addresses and refuses anything else unless ``insecure=True``. Every socket has a
+maximum message size (``max_msg_bytes``, ZMQ_MAXMSGSIZE): a larger request drops the sender's
+connection before the server buffers it. Clients pass ``server_key`` (the server's public key file) and
+``client_key`` (their own secret key file), e.g. ``zmq://host:5555?server_key=server.key&client_key=me.key_secret``.
+
 The client is a *lazy pirate*: ``LINGER=0`` and ``RCVTIMEO`` on a REQ socket; after a timeout the socket
 is closed and re-created (a REQ socket cannot send twice), at most ``retries`` times, then
 :class:`RisTimeout`. Replies must carry the request's ``seq``; others are discarded.
@@ -31,9 +40,43 @@ from .errors import ERROR_TYPES, RisError, RisProtocolError, RisTimeout, RisVeri
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RisServer", "ZmqRis", "APPLIED_TOPIC"]
+__all__ = ["RisServer", "ZmqRis", "APPLIED_TOPIC", "MAX_MSG_BYTES", "is_loopback", "generate_keys"]
 
 APPLIED_TOPIC = b"ris.applied"
+MAX_MSG_BYTES = 256 * 1024      # a 4096-element apply is ~25 kB of JSON; refuse anything far larger
+
+
+def is_loopback(addr: str) -> bool:
+    """True for ipc://, inproc:// and tcp:// addresses on 127.0.0.0/8, ::1 or localhost."""
+    a = _bind_addr(addr)
+    if a.startswith(("ipc://", "inproc://")):
+        return True
+    host = a.partition("://")[2].rpartition(":")[0].strip("[]")
+    if ";" in host:                 # "source;dest" connect syntax: judge the local interface
+        host = host.split(";")[0]
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
+def generate_keys(directory, name: str) -> tuple[str, str]:
+    """Write a CurveZMQ key pair ``NAME.key`` (public, to share) and ``NAME.key_secret`` (keep private)
+    into ``directory`` (pyzmq's certificate format); returns their paths."""
+    import os
+    import zmq.auth
+    os.makedirs(directory, exist_ok=True)
+    pub, sec = zmq.auth.create_certificates(str(directory), name)
+    os.chmod(sec, 0o600)
+    return pub, sec
+
+
+def _load_keys(path, *, secret: bool, what: str) -> tuple[bytes, bytes | None]:
+    import zmq.auth
+    try:
+        pub, sec = zmq.auth.load_certificate(str(path))
+    except (OSError, ValueError) as e:
+        raise RisError(f"{what} {path}: not a CurveZMQ certificate ({e})") from None
+    if secret and sec is None:
+        raise RisError(f"{what} {path}: expected a secret key file (NAME.key_secret), got a public one")
+    return pub, sec
 
 
 def _pattern_from(d: dict, board: BoardSpec) -> Pattern:
@@ -56,29 +99,52 @@ class RisServer:
         read it back from :attr:`rep_endpoint`).
     pub : str or None
         Bind address of the PUB socket (None: no publishing).
+    secret_key : path or None
+        The server's CurveZMQ secret key file (``NAME.key_secret``); turns on CURVE + the allow-list.
+    allow_dir : path or None
+        Directory of the authorised clients' public key files (required with ``secret_key``).
+    insecure : bool
+        Allow binding a non-loopback address without keys (anyone who reaches the port controls the RIS).
+    max_msg_bytes : int
+        ZMQ_MAXMSGSIZE of every socket [bytes].
     """
 
     def __init__(self, device, rep: str = "tcp://127.0.0.1:5555", pub: str | None = None, *,
-                 own_device: bool = False, name: str = "ris", context: zmq.Context | None = None):
+                 own_device: bool = False, name: str = "ris", context: zmq.Context | None = None,
+                 secret_key=None, allow_dir=None, insecure: bool = False, max_msg_bytes: int = MAX_MSG_BYTES):
         self.device = device
         self.name = name
         self.own_device = own_device
-        self._ctx = context or zmq.Context.instance()
-        self._rep = self._ctx.socket(zmq.REP)
-        self._rep.setsockopt(zmq.LINGER, 0)
+        self._auth = None
+        self._own_ctx = None
         self._pub = None
+        if not isinstance(max_msg_bytes, int) or isinstance(max_msg_bytes, bool) or max_msg_bytes < 1024:
+            raise ValueError(f"max_msg_bytes: expected an integer >= 1024, got {max_msg_bytes!r}")
+        self.max_msg_bytes = max_msg_bytes
+        keys = self.check_security(rep, pub, secret_key=secret_key, allow_dir=allow_dir, insecure=insecure)
+        self.secure = keys is not None
+        if self.secure:
+            # ZAP is per context: a private one keeps this server's allow-list from touching other sockets
+            from zmq.auth.thread import ThreadAuthenticator
+            self._own_ctx = self._ctx = zmq.Context()
+            self._auth = ThreadAuthenticator(self._ctx, log=log)
+            self._auth.start()
+            self._auth.configure_curve(domain="*", location=str(allow_dir))
+        else:
+            self._ctx = context or zmq.Context.instance()
+        self._rep = self._socket(zmq.REP, keys)
         try:
             self._rep.bind(_bind_addr(rep))
             self.rep_endpoint = self._rep.getsockopt(zmq.LAST_ENDPOINT).decode()
             if pub:
-                self._pub = self._ctx.socket(zmq.PUB)
-                self._pub.setsockopt(zmq.LINGER, 0)
+                self._pub = self._socket(zmq.PUB, keys)
                 self._pub.bind(_bind_addr(pub))
                 self.pub_endpoint = self._pub.getsockopt(zmq.LAST_ENDPOINT).decode()
             else:
                 self.pub_endpoint = None
         except zmq.ZMQError as e:
             self._close_sockets()
+            self._close_auth()
             raise RisError(f"cannot bind RIS server on {rep!r}/{pub!r}: {e}") from e
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,6 +152,51 @@ class RisServer:
         self.errors = 0
         self.published = 0
         self._closed = False
+
+    @staticmethod
+    def check_security(rep: str, pub: str | None, *, secret_key=None, allow_dir=None, insecure: bool = False,
+                       **_) -> tuple[bytes, bytes] | None:
+        """Check the security settings (see the class docstring) before anything is opened.
+
+        Returns the server's CURVE (public, secret) keys, or None for a plain server. Raises
+        :class:`RisError` for a non-loopback address without keys (unless ``insecure``), keys without
+        an allow-list, or unreadable key files.
+        """
+        keys = None
+        if secret_key is None:
+            if allow_dir is not None:
+                raise RisError("RIS server: an allow-list (--allow) needs the server's key (--keys)")
+            exposed = [a for a in (rep, pub) if a and not is_loopback(a)]
+            if exposed and not insecure:
+                raise RisError(f"RIS server: refusing to bind {exposed[0]!r} (not loopback) without CurveZMQ "
+                               f"keys; pass --keys SERVER.key_secret --allow CLIENT_KEYS_DIR (see "
+                               f"docs/bench_guide.md), or --insecure to let anyone who reaches it drive the RIS")
+        else:
+            keys = _load_keys(secret_key, secret=True, what="server key")
+            if allow_dir is None:
+                raise RisError("RIS server: --keys needs --allow DIR (the authorised clients' public keys)")
+            from pathlib import Path
+            if not Path(allow_dir).is_dir() or not any(Path(allow_dir).glob("*.key")):
+                raise RisError(f"RIS server: allow-list {allow_dir}: expected a directory holding clients' "
+                               f"public NAME.key files")
+        return keys
+
+    def _socket(self, kind, keys):
+        s = self._ctx.socket(kind)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.MAXMSGSIZE, self.max_msg_bytes)
+        if keys is not None:
+            s.curve_publickey, s.curve_secretkey = keys
+            s.curve_server = True
+        return s
+
+    def _close_auth(self) -> None:
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self._own_ctx is not None:
+            self._own_ctx.term()
+            self._own_ctx = None
 
     # -- request handling --------------------------------------------------------------------------
     def handle(self, raw: bytes) -> dict:
@@ -179,6 +290,7 @@ class RisServer:
         self._closed = True
         self.stop()
         self._close_sockets()
+        self._close_auth()
         if self.own_device:
             self.device.close()
 
@@ -204,12 +316,22 @@ class ZmqRis:
         Receive timeout per attempt [s]; must exceed the server's worst-case apply time.
     retries : int
         Socket re-creations after a timeout before :class:`RisTimeout`.
+    server_key, client_key : path or None
+        CurveZMQ: the server's public key file and this client's secret key file (both or neither).
     """
 
     protocol = "zmq"
 
     def __init__(self, endpoint: str, *, timeout_s: float = 5.0, retries: int = 2,
-                 context: zmq.Context | None = None):
+                 context: zmq.Context | None = None, server_key=None, client_key=None):
+        if (server_key is None) != (client_key is None):
+            raise ValueError("zmq: CurveZMQ needs both server_key (the server's public .key file) and "
+                             "client_key (this client's .key_secret file)")
+        self._curve = None
+        if server_key is not None:
+            spub, _ = _load_keys(server_key, secret=False, what="server_key")
+            cpub, csec = _load_keys(client_key, secret=True, what="client_key")
+            self._curve = (spub, cpub, csec)
         self.endpoint = _bind_addr(endpoint)
         self.url = endpoint
         self.timeout_s = float(timeout_s)
@@ -231,6 +353,8 @@ class ZmqRis:
             s.setsockopt(zmq.LINGER, 0)
             s.setsockopt(zmq.RCVTIMEO, int(self.timeout_s * 1000))
             s.setsockopt(zmq.SNDTIMEO, int(self.timeout_s * 1000))
+            if self._curve is not None:
+                s.curve_serverkey, s.curve_publickey, s.curve_secretkey = self._curve
             s.connect(self.endpoint)
             self._sock = s
         return self._sock
@@ -281,7 +405,8 @@ class ZmqRis:
         d = self._call("apply", phase=list(pattern.phase), amp=list(pattern.amp))
         ack = Ack.from_dict(d)
         if ack.pattern != pattern:       # the server verified; check that it verified *our* pattern
-            raise RisVerifyError(f"{self.url}: server confirmed {ack.pattern.short()}, asked {pattern.short()}")
+            from .patterndiff import pattern_diff
+            raise RisVerifyError(f"{self.url}: server confirmed another pattern: {pattern_diff(ack.pattern, pattern)}")
         self.stats.applies += 1
         self.last = ack
         return ack

@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import __version__
 from ..ci import ber_analytic_qpsk, ci_margins, ci_thresholds, ser_analytic
-from ..designfile import jsonable
+from ..designfile import jsonable, meta_typed
 from ..errors import DesignFileError, ScenarioError
 from .radar import echo, mvdr_filter, sinr_mvdr, sinr_of_filter
 from ..radar import pd_from_pfa
@@ -146,11 +146,18 @@ def load(path, meta: dict, arrays: dict) -> DesignA:
     if meta.get("version") != VERSION:
         raise DesignFileError(f"{path}: unsupported design-file version {meta.get('version')!r} "
                               f"(this software reads version {VERSION})")
+    if "scenario" not in meta:
+        raise DesignFileError(f"{path}: meta has no 'scenario'")
+    sd = meta_typed(path, meta, "scenario", (dict,), "an object (the scenario's fields)")
+    if sd is None:
+        raise DesignFileError(f"{path}: meta 'scenario' expected an object (the scenario's fields), got null")
+    method = meta_typed(path, meta, "method", (str,), "a string", "?")
+    seed = meta_typed(path, meta, "seed", (int,), "an integer", -1)
+    metrics = meta_typed(path, meta, "metrics", (dict,), "an object", {})
+    extra = meta_typed(path, meta, "extra", (dict,), "an object", {})
     try:
-        scn = ScenarioA.from_dict(meta["scenario"])
-    except KeyError:
-        raise DesignFileError(f"{path}: meta has no 'scenario'") from None
-    except ScenarioError as e:
+        scn = ScenarioA.from_dict(sd)
+    except (ScenarioError, TypeError) as e:
         raise DesignFileError(f"{path}: invalid scenario in meta: {e}") from None
     for k in ("M", "N", "K", "L", "Q", "psk_order"):
         if meta.get(k) != getattr(scn, k):
@@ -170,5 +177,4 @@ def load(path, meta: dict, arrays: dict) -> DesignA:
             raise DesignFileError(f"{path}: array '{k}' contains NaN or Inf")
     ch = ChannelsA(**{k: arrays[k].astype(np.complex128) for k in CHANNEL_FIELDS})
     return DesignA(scn, ch, arrays["X"].astype(np.complex128), arrays["phi"].astype(np.complex128),
-                   arrays["w"].astype(np.complex128), str(meta.get("method", "?")),
-                   int(meta.get("seed", -1)), dict(meta.get("metrics") or {}), dict(meta.get("extra") or {}))
+                   arrays["w"].astype(np.complex128), method, int(seed), dict(metrics), dict(extra))

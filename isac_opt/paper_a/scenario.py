@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..scenario import LEG_MODELS, PSK_ORDERS, USER_FADING, ScenarioBase
+from ..scenario import LEG_MODELS, PSK_ORDERS, SIZE_LIMITS, USER_FADING, ScenarioBase, check_sizes
 from ..validate import check_choice, check_int, check_int_list, check_real, check_real_list
 
 
@@ -53,6 +53,7 @@ class ScenarioA(ScenarioBase):
     user_fading: str = "rayleigh"      # "rayleigh" | "r25_uniform" [RECON, spec A.2]
 
     def __post_init__(self):
+        check_sizes(self.kind, {f: getattr(self, f) for f in SIZE_LIMITS[self.kind]})
         M = check_int("M", self.M, lo=1)
         check_int("N", self.N, lo=0)
         K = check_int("K", self.K, lo=1)

@@ -11,7 +11,8 @@ Options (``--set``; defaults in brackets): ``T`` [20], ``J`` [2], ``R`` [5], ``d
 Procedure [RECON]: for t = 1..T, layers < t are frozen (their outputs cached without gradients) and layer
 t's MLPs are trained with Adam on ℓ = mean_b[−SINR_b/SINR_b⁰ + ω·mean_{k,l} max(g_{k,l}/γ_k, 0)].
 Data: realisations ``realisation_rng(seed, i)`` for training and ``realisation_rng(seed + 1, i)`` for
-test, with their A.10 start points (cached in DIR/starts.pkl).
+test, with their A.10 start points (cached in DIR/starts.npz: plain arrays read with ``allow_pickle=False``,
+keyed by the scenario, seed and sample counts; a pickle cache of older versions is never read).
 Outputs in DIR: ``detect_<scenario>.pt`` (weights), ``ckpt.pt`` (resumable after every layer),
 ``train_log.csv``, ``loss.png``, ``command.txt``.
 """
@@ -19,10 +20,11 @@ from __future__ import annotations
 
 import csv
 import json
-import pickle
+import os
 import shlex
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,76 @@ def _starts(scn, seed, n, workers):
         from tqdm import tqdm
         res = [draw_starts(scn, seed, c, "ris") for c in tqdm(chunks, desc="A.10 start points", unit="chunk")]
     return [s for r in res for s in r]
+
+
+# ------------------------------------------------------------------------- start-point cache (no pickle)
+_START_FIELDS = ("X0", "phi0", "t_star")
+
+
+def _starts_key(scn, o) -> dict:
+    return {"scenario": scn.to_dict(), "seed": int(o["seed"]), "n_train": int(o["n_train"]),
+            "n_test": int(o["n_test"]), "variant": "ris"}
+
+
+def _save_starts(path: Path, key: dict, tr_s: list, te_s: list) -> None:
+    """Write the start points as plain numeric arrays (stacked per field) + a JSON key; atomic."""
+    from ..channels import CHANNEL_FIELDS
+    arrays = {"key": np.array(json.dumps(key, sort_keys=True))}
+    for tag, starts in (("tr", tr_s), ("te", te_s)):
+        for f in CHANNEL_FIELDS:
+            arrays[f"{tag}_{f}"] = np.stack([getattr(s.channels, f) for s in starts])
+        for f in _START_FIELDS:
+            arrays[f"{tag}_{f}"] = np.asarray([getattr(s, f) for s in starts])
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    tmp.replace(path)
+
+
+def _load_starts(path: Path, scn, key: dict):
+    """Read a cache written by :func:`_save_starts`; None when it belongs to another run (different key).
+
+    Never unpickles: ``allow_pickle=False`` makes an object array a ValueError. Damaged or foreign
+    files raise :class:`IsacError` naming the file.
+    """
+    from ..channels import CHANNEL_FIELDS, ChannelsA
+    from .core import Start
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if json.loads(str(z["key"])) != json.loads(json.dumps(key, sort_keys=True)):
+                return None
+            out = []
+            for tag, n in (("tr", key["n_train"]), ("te", key["n_test"])):
+                a = {k: np.asarray(z[f"{tag}_{k}"]) for k in (*CHANNEL_FIELDS, *_START_FIELDS)}
+                want = {**{k: (n, *f(scn)) for k, f in CHANNEL_FIELDS.items()},
+                        "X0": (n, scn.M, scn.L), "phi0": (n, scn.N), "t_star": (n,)}
+                for k, shp in want.items():
+                    if a[k].shape != shp or not np.issubdtype(a[k].dtype, np.number):
+                        raise ValueError(f"array '{tag}_{k}' has shape {a[k].shape} {a[k].dtype}, expected {shp}")
+                out.append([Start(ChannelsA(**{k: a[k][i].astype(np.complex128) for k in CHANNEL_FIELDS}).check(scn),
+                                  a["X0"][i].astype(np.complex128), a["phi0"][i].astype(np.complex128),
+                                  float(a["t_star"][i])) for i in range(n)])
+    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError, zipfile.BadZipFile) as e:
+        raise IsacError(f"{path}: not a start-point cache of this software ({type(e).__name__}: {e}); "
+                        f"delete it or use a new --out") from None
+    return out
+
+
+def _cached_starts(out: Path, scn, o) -> tuple[list, list]:
+    """A.10 start points of the training and test sets, from DIR/starts.npz when it matches this run."""
+    legacy = out / "starts.pkl"
+    if legacy.exists():      # older versions pickled the cache: never unpickle a file a user can plant
+        print(f"train detect: ignoring {legacy} (pickle caches are not read; start points are recomputed "
+              f"into starts.npz)", file=sys.stderr)
+    cache = out / "starts.npz"
+    key = _starts_key(scn, o)
+    got = _load_starts(cache, scn, key) if cache.exists() else None
+    if got is not None:
+        return got[0], got[1]
+    tr_s = _starts(scn, int(o["seed"]), int(o["n_train"]), int(o["workers"]))
+    te_s = _starts(scn, int(o["seed"]) + 1, int(o["n_test"]), int(o["workers"]))
+    _save_starts(cache, key, tr_s, te_s)
+    return tr_s, te_s
 
 
 def sub_batch(b: Batch, idx) -> tuple:
@@ -116,17 +188,7 @@ def train(out_dir, scenario="paper-a", quick: bool = False, **opts) -> list:
     (out / "command.txt").write_text(cmd + "\n" + "argv: " + " ".join(map(shlex.quote, sys.argv)) + "\n"
                                      + "options: " + json.dumps(o) + "\n")
     gen = torch.Generator().manual_seed(int(o["seed"]))
-    cache = out / "starts.pkl"
-    if cache.exists():
-        with open(cache, "rb") as f:
-            tr_s, te_s = pickle.load(f)
-        if len(tr_s) != o["n_train"] or len(te_s) != o["n_test"]:
-            raise IsacError(f"{cache}: cached start points do not match n_train/n_test; delete it or use a new --out")
-    else:
-        tr_s = _starts(scn, int(o["seed"]), int(o["n_train"]), int(o["workers"]))
-        te_s = _starts(scn, int(o["seed"]) + 1, int(o["n_test"]), int(o["workers"]))
-        with open(cache, "wb") as f:
-            pickle.dump((tr_s, te_s), f)
+    tr_s, te_s = _cached_starts(out, scn, o)
     tr = make_batch(scn, tr_s, "ris", dtype=dtype)
     te = make_batch(scn, te_s, "ris", dtype=dtype)
     cfg = AdmmConfig(T=int(o["T"]), J=int(o["J"]), R=int(o["R"]), dfp_variant=o["dfp"], handler=o["handler"])
