@@ -20,7 +20,8 @@ import numpy as np
 
 from ..errors import IsacError
 from ..ci import ci_margins, ci_rows, ci_thresholds, worst_case_margin_init
-from ..projections import admm_aux_update, project_ball
+from ..projections import admm_aux_update, project_ball, project_cm
+from .certify import constraint_status, normalised_margins
 from .model import ChannelsB, Model, effective_channels, poly_eval, poly_grad
 from .qp import QP, CvxQP, admm_qp, clarabel_qp
 
@@ -47,6 +48,9 @@ class Options:
     polish_tol: float = 1e-6
     admm_eps: float = 1e-6           # x-step ADMM tolerance (1e-7: +0.0 dB, 1.5-2x slower)
     admm_max_iter: int = 4000
+    dual_rescale: bool = True       # keep mu/rho when rho grows (False: the pre-issue-12 damped dual)
+    phi_proj: str = "exact"         # "exact" CI cap ball projection | "frozen": keep z = E phi (inner approx.)
+    certify: bool = True            # best feasible iterate, CI restoration of the output, never below the start
 
     @classmethod
     def from_scenario(cls, scn, **kw) -> "Options":
@@ -238,75 +242,150 @@ class PhiObjective:
         return g
 
 
-class PhiProjector:
-    """Projection onto {|phi_n| <= a_max} cap {CI(phi | x)} [spec B.7 step 4]; clip when CI stays valid."""
+class PhiCIFactor:
+    """Low-rank factor of the CI rows in phi [spec B.5 (61)-(64)], fixed per realisation.
 
-    def __init__(self, ch: ChannelsB, X, gamma, ci: bool, solver: str, phi_ref):
+    With G_r = U_r S_r V_r^H (numerical rank rho_r; 1 for the LoS BS->RIS link), b_{k,n,r}^T phi_r =
+    (h_{r,k}^* (.) G_r x_n)^T phi_r = sum_j w_{r,n,j} z_{r,k,j} with w_{r,n} = S_r V_r^H x_n and
+    z_{r,k,j} = (h_{r,k}^* (.) U_r[:, j])^T phi_r. So all 2 K P_c L CI rows act on phi only through the
+    Z = K sum_r rho_r complex numbers z = E phi: the phi-projection becomes a QP whose CI block is
+    2 K P_c L x 2Z (2 R rho_r non-zeros a row) instead of 2 K P_c L x 2 R N dense.
+    """
+
+    def __init__(self, ch: ChannelsB, rtol: float = 1e-12):
+        self.ch = ch
+        E_blocks, self.SV, self.index = [], [], []     # index: (r, k, j) of each z entry
+        for r in range(ch.R):
+            U, s, Vh = np.linalg.svd(ch.G[r], full_matrices=False)
+            rk = int(np.sum(s > rtol * s[0])) if s.size and s[0] > 0 else 0
+            self.SV.append(s[:rk, None] * Vh[:rk])                              # (rho_r, Nt)
+            for k in range(ch.K):
+                for j in range(rk):
+                    row = np.zeros(ch.R * ch.N, complex)
+                    row[r * ch.N:(r + 1) * ch.N] = ch.hr_H[r, k] * U[:, j]
+                    E_blocks.append(row)
+                    self.index.append((r, k, j))
+        self.E = np.array(E_blocks).reshape(-1, ch.R * ch.N)                  # (Z, R N) complex
+        self.Z = self.E.shape[0]
+        Er, Ei = self.E.real * ch.a_max, self.E.imag * ch.a_max
+        # z = a_max E f, f = phi / a_max, u = [Re f; Im f]  ->  [Re z; Im z] = Ereal u
+        self.Ereal = np.block([[Er, -Ei], [Ei, Er]])                           # (2Z, 2RN)
+
+    def z_of(self, phi) -> np.ndarray:
+        """[Re z; Im z] at phi (R, N)."""
+        z = self.E @ np.asarray(phi).reshape(-1)
+        return np.concatenate([z.real, z.imag])
+
+
+class PhiProjector:
+    """Projection onto {|phi_n| <= a_max} cap {CI(phi | x)} [spec B.7 step 4]; clip when CI stays valid.
+
+    All 2 K P_c L CI rows are imposed exactly, through the low-rank factor :class:`PhiCIFactor`
+    (u = phi/a_max, auxiliary z = E phi): one Clarabel SOCP with R N + Z complex variables, sparse.
+    The rows are normalised in z-space; rows that the reference point phi_ref violates (within the
+    solvers' tolerances) are relaxed to its value, so phi_ref is always feasible.
+    """
+
+    def __init__(self, ch: ChannelsB, X, gamma, ci: bool, solver: str, phi_ref, factor: PhiCIFactor | None = None,
+                 mode: str = "exact"):
         self.ch, self.ci, self.solver = ch, ci, solver
+        self.M = self.l = None
+        self.phi_ref = np.asarray(phi_ref, complex)
+        self.mode = mode
+        self.fails = 0
+        self.admm_iters = []          # kept for the info dict: number of CI rows per solve
         if ci and ch.R:
+            fac = factor if factor is not None else PhiCIFactor(ch)
+            self.fac = fac
             Xf = X.reshape(-1, ch.Nt)                                          # (B, Nt)
+            Bn = Xf.shape[0]
             a0 = ch.hd_H @ Xf.T                                                # (K, B)
-            GX = np.einsum("rnt,bt->rbn", ch.G, Xf)                            # (R, B, N)
-            Bc = np.einsum("rkn,rbn->kbrn", ch.hr_H, GX).reshape(ch.K, Xf.shape[0], -1)  # (K, B, RN)
             c2 = ci_rows(np.ones((ch.K, 1)), ch.S, ch.psk_order)[:, :, 0]     # (B, 2K): c^{+-}_{k,n}
-            cs = [c2[:, :ch.K].T, c2[:, ch.K:].T]                                # each (K, B)
+            W = [sv @ Xf.T for sv in fac.SV]                                   # per r: (rho_r, B)
+            Z = fac.Z
             rows, lo = [], []
-            for c in cs:
-                cb = (c[:, :, None] * Bc) * ch.a_max / gamma[:, None, None]   # u = phi / a_max
-                rows.append(np.concatenate([cb.real, -cb.imag], axis=2).reshape(-1, 2 * ch.R * ch.N))
+            for sgn in range(2):
+                c = c2[:, sgn * ch.K:(sgn + 1) * ch.K].T                       # (K, B)
+                A = np.zeros((ch.K, Bn, Z), complex)                           # alpha_{k,n,z}
+                for zi, (r, k, j) in enumerate(fac.index):
+                    A[k, :, zi] = c[k] * W[r][j] / gamma[k]
+                rows.append(np.concatenate([A.real, -A.imag], axis=2).reshape(-1, 2 * Z))
                 lo.append((1.0 - np.real(c * a0) / gamma[:, None]).reshape(-1))
-            Kc = np.concatenate(rows)
+            M = np.concatenate(rows)
             l = np.concatenate(lo)
-            nr = np.linalg.norm(Kc, axis=1)
+            nr = np.linalg.norm(M, axis=1)
             nr = np.where(nr > 0, nr, 1.0)
-            self.Kc, self.l = (Kc / nr[:, None])[None], (l / nr)[None]
-            self.u_ref = self._to_u(phi_ref)
+            self.M, self.l = M / nr[:, None], l / nr
+            self.z_ref = fac.z_of(phi_ref)
             # never demand more than the reference point (feasible up to solver tolerance) satisfies
-            self.l = np.minimum(self.l, self.Kc[0] @ self.u_ref[0])
-        else:
-            self.Kc = self.l = None
-        self._warm = None
-        self._cvx = None
-        self._qp = None
-        self.admm_iters = []
+            self.l = np.minimum(self.l, self.M @ self.z_ref)
 
     def feasible(self, phi, slack: float = 1e-9) -> bool:
-        if self.Kc is None:
+        if self.M is None:
             return True
-        u = self._to_u(phi)
-        return bool(np.all(self.Kc[0] @ u[0] >= self.l[0] - slack))
+        return bool(np.all(self.M @ self.fac.z_of(phi) >= self.l - slack))
 
-    def _to_u(self, phi):
-        f = phi.reshape(-1) / self.ch.a_max
-        return np.concatenate([f.real, f.imag])[None]
+    def _solve(self, vu: np.ndarray) -> np.ndarray:
+        import clarabel
+        import scipy.sparse as sp
+        ch, fac = self.ch, self.fac
+        n = 2 * ch.R * ch.N
+        nz = 2 * fac.Z
+        P = sp.diags(np.concatenate([np.ones(n), np.zeros(nz)]), format="csc")
+        q = np.concatenate([-vu, np.zeros(nz)])
+        A_eq = sp.hstack([sp.csc_matrix(-fac.Ereal), sp.identity(nz, format="csc")], format="csc")
+        frozen = self.mode == "frozen"
+        if frozen:    # z = z_ref: every CI row keeps its value at phi_ref (an inner approximation)
+            A_eq = sp.csc_matrix(-fac.Ereal)
+            nz = 0
+            P = sp.identity(n, format="csc")
+            q = -vu
+        A_ci = sp.csc_matrix((0, n)) if frozen else \
+            sp.hstack([sp.csc_matrix((self.M.shape[0], n)), sp.csc_matrix(-self.M)], format="csc")
+        m = n // 2
+        idx = np.arange(m)
+        r = np.repeat(idx * 3, 2) + np.tile([1, 2], m)
+        c = np.stack([idx, idx + m], axis=1).reshape(-1)
+        A_soc = sp.csc_matrix((-np.ones(2 * m), (r, c)), shape=(3 * m, n + nz))
+        bs = np.zeros(3 * m)
+        bs[0::3] = 1.0
+        if frozen:
+            A = sp.vstack([A_eq, A_soc], format="csc")
+            b = np.concatenate([-self.z_ref, bs])
+            cones = [clarabel.ZeroConeT(A_eq.shape[0])] + [clarabel.SecondOrderConeT(3)] * m
+        else:
+            A = sp.vstack([A_eq, A_ci, A_soc], format="csc")
+            b = np.concatenate([np.zeros(nz), -self.l, bs])
+            cones = [clarabel.ZeroConeT(nz), clarabel.NonnegativeConeT(self.M.shape[0])] + \
+                [clarabel.SecondOrderConeT(3)] * m
+        settings = clarabel.DefaultSettings()
+        settings.verbose = False
+        settings.tol_gap_abs = settings.tol_gap_rel = 1e-8
+        settings.tol_feas = 1e-8
+        sol = clarabel.DefaultSolver(P, q, A, b, cones, settings).solve()
+        if "Solved" not in str(sol.status):
+            raise IsacError(f"Clarabel phi-projection failed: {sol.status}")
+        return np.asarray(sol.x)[:n]
 
     def __call__(self, v):
         ch = self.ch
         p = project_ball(v, ch.a_max)
         if self.feasible(p):
             return p, False
-        vu = self._to_u(v)
-        # constraint generation: start from the rows violated at the clipped point or nearly active at
-        # phi_ref, solve, add the rows the solution violates, repeat (exact at termination)
-        pu = self._to_u(p)[0]
-        keep = (self.Kc[0] @ pu - self.l[0] < 1e-3) | (self.Kc[0] @ self.u_ref[0] - self.l[0] < 1e-3)
-        for _round in range(30):
-            qp = QP(1.0, None, -vu, self.Kc[:, keep], self.l[:, keep], 1.0)
-            try:
-                u = clarabel_qp(qp)
-            except IsacError:       # numerical failure on a badly scaled step: first-order fallback
-                u, _, _ = admm_qp(qp, eps_abs=1e-9, eps_rel=1e-9, max_iter=20000)
-            self.admm_iters.append(int(keep.sum()))
-            viol = self.l[0] - self.Kc[0] @ u[0]
-            bad = (viol > 1e-9) & ~keep
-            if not bad.any():
-                break
-            keep |= bad
+        f = v.reshape(-1) / ch.a_max
+        self.admm_iters.append(int(self.M.shape[0]))
+        try:
+            u = self._solve(np.concatenate([f.real, f.imag]))
+        except IsacError:      # numerical failure on a badly scaled step: a null step (phi_ref is feasible)
+            self.fails += 1
+            return self.phi_ref.copy(), True
         n = ch.R * ch.N
-        return (ch.a_max * (u[0, :n] + 1j * u[0, n:])).reshape(ch.R, ch.N), True
+        # the interior-point solution may leave the ball by ~1e-10: clip (moves CI rows by as little)
+        return project_ball((ch.a_max * (u[:n] + 1j * u[n:])).reshape(ch.R, ch.N), ch.a_max), True
 
 
-def phi_step(model: Model, W, X, lam, phi, gamma, opts: Options, L_prev: float | None, shrink: bool = True):
+def phi_step(model: Model, W, X, lam, phi, gamma, opts: Options, L_prev: float | None, shrink: bool = True,
+             factor: PhiCIFactor | None = None):
     """Prox-linear MM steps on phi (B.7 step 4): returns (phi, L_F, info).
 
     The curvature estimate starts at 0.5 L_prev when ``shrink`` (the caller passes True when the previous
@@ -314,7 +393,7 @@ def phi_step(model: Model, W, X, lam, phi, gamma, opts: Options, L_prev: float |
     """
     ch = model.ch
     obj = PhiObjective(model, W, X, lam)
-    proj = PhiProjector(ch, X, gamma, opts.ci, opts.x_solver, phi_ref=phi)
+    proj = PhiProjector(ch, X, gamma, opts.ci, opts.x_solver, phi_ref=phi, factor=factor, mode=opts.phi_proj)
     f = obj.value(phi)
     info = {"accepted": 0, "backtracks": 0, "qp_projections": 0, "bound_ok": True}
     Lf = L_prev
@@ -347,7 +426,55 @@ def phi_step(model: Model, W, X, lam, phi, gamma, opts: Options, L_prev: float |
         info["accepted"] += 1
     info["F"] = f
     info["proj_admm_iters"] = proj.admm_iters
+    info["proj_fails"] = proj.fails
     return phi, Lf, info
+
+
+def restore_ci(ch: ChannelsB, X, phi, gamma, max_iter: int = 3000, lift: float = 1e-4):
+    """Constant-modulus CI restoration at fixed phi [RECON]: returns (X', n_slots, iters) or (None, n, it).
+
+    Only the slots whose CI constraints fail at the CM waveform X are changed. For those, run the
+    objective-free ADMM of the x-step (fixed rho, scaled dual d): x <- Proj_{CI cap box}(y - d),
+    y <- CM(x + d), d <- d + x - y, from y = X, with the CI bounds lifted by ``lift`` (relative) so the
+    CM copy clears them; stop as soon as the CM copy y satisfies every CI constraint of those slots.
+    (Alternating projections, i.e. d = 0, stall at a non-zero gap between the CI polytope and the torus.)
+    """
+    Xf = X.reshape(-1, ch.Nt)
+    m = normalised_margins(ch, X, phi).min(axis=0)
+    bad = np.where(m < 1.0)[0]
+    if bad.size == 0:
+        return X.copy(), 0, 0
+    Kc, l = _ci_rows_x(ch, phi, gamma)
+    Kc, l = Kc[bad], l[bad] * (1.0 + lift)
+    H = effective_channels(ch, phi)
+    g = gamma[:, None]
+    y = np.concatenate([Xf[bad].real, Xf[bad].imag], axis=1) / ch.amp
+    d = np.zeros_like(y)
+    warm = None
+    cmu = lambda u: _cm_u(u)
+    it = 0
+    for it in range(1, max_iter + 1):
+        qp = QP(1.0, None, -(y - d), Kc, l, 1.0)
+        x, warm, _ = admm_qp(qp, warm=warm, eps_abs=1e-10, eps_rel=1e-10, max_iter=2000)
+        y = cmu(x + d)
+        d = d + x - y
+        if it % 5 == 0 or it == max_iter:
+            Y = ch.amp * (y[:, :ch.Nt] + 1j * y[:, ch.Nt:])
+            if np.all(ci_margins(H @ Y.T, ch.S[:, bad], ch.psk_order) / g >= 1.0):
+                out = Xf.copy()
+                out[bad] = Y
+                return out.reshape(X.shape), int(bad.size), it
+    return None, int(bad.size), it
+
+
+def _cm_u(u):
+    """Constant-modulus projection in the real [Re | Im] block layout (|u_i| = 1)."""
+    m = u.shape[1] // 2
+    mag = np.hypot(u[:, :m], u[:, m:])
+    s = np.where(mag > 0, 1.0 / np.where(mag > 0, mag, 1.0), 1.0)
+    re = np.where(mag > 0, u[:, :m] * s, 1.0)
+    im = np.where(mag > 0, u[:, m:] * s, 0.0)
+    return np.concatenate([re, im], axis=1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -358,9 +485,20 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
 
     ``phi0`` defaults to the aligned profile (66); ``X0`` to the worst-case-margin waveform (67) under
     CI or the beam under radar-only.
+
+    ADMM of the constant-modulus split in scaled form (d = mu/rho): when rho grows, d is kept
+    (``dual_rescale``), so the split stays an ADMM. The old form kept mu, which divides d by the growth
+    factor at every increase: with rho growing geometrically the iteration degenerates into alternating
+    projections between the CI polytope and the CM torus, which stall at a non-zero gap; rho then grew to
+    1e9-1e10 in the polish and the CM output broke CI (issue 12).
+
+    With ``certify`` (default) every outer iterate's output point (y_a, phi) is checked against all
+    constraints of the problem (:mod:`.certify`); the output is the best feasible one by the method's own
+    objective (SCNR of its filter), among the start, the iterates, the final point and, if the final
+    point breaks CI, its restoration (:func:`restore_ci`). ``info`` records which one was returned.
     """
     t_start = time.perf_counter()
-    tm = {"init": 0.0, "w_step": 0.0, "x_step": 0.0, "phi_step": 0.0, "other": 0.0}
+    tm = {"init": 0.0, "w_step": 0.0, "x_step": 0.0, "phi_step": 0.0, "other": 0.0, "certify": 0.0}
     model = Model(ch)
     gamma = gamma_ci(ch)
     phi = init_phi_aligned(ch) if phi0 is None else np.asarray(phi0, complex).reshape(ch.R, ch.N)
@@ -378,8 +516,36 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
         X = init_x_beam(ch)
     feasible = init_margin >= 1.0 or not opts.ci
     ya = admm_aux_update(X, 0, 1.0, ch.amp) if opts.cm else X.copy()
-    mu = np.zeros_like(X)
     tm["init"] += time.perf_counter() - t0
+    objective = (lambda Xc, ph: spatial_filter(model, Xc, ph)[1]) if opts.spatial_only else \
+        (lambda Xc, ph: model.mvdr(Xc, ph)[1])
+
+    cert = {"best": None, "n_feasible": 0, "n_checked": 0}
+
+    def consider(Xc, ph, scnr, label):
+        """Keep (Xc, ph) if it satisfies every constraint and beats the best so far; returns feasibility."""
+        t_c = time.perf_counter()
+        st = constraint_status(ch, Xc, ph, ci=opts.ci, cm=opts.cm)
+        cert["n_checked"] += 1
+        ok = st["feasible"]
+        if ok:
+            cert["n_feasible"] += 1
+            if cert["best"] is None or scnr > cert["best"][0]:
+                cert["best"] = (float(scnr), Xc.copy(), ph.copy(), label)
+        tm["certify"] += time.perf_counter() - t_c
+        return ok, st
+
+    start_info = {"start_restored_slots": 0}
+    if opts.certify and opts.ci and opts.cm and feasible:
+        # the CM start must itself be CI-feasible (it is the method's own feasible start)
+        t_c = time.perf_counter()
+        st0 = constraint_status(ch, ya, phi, ci=True, cm=True)
+        if not st0["feasible"]:
+            Xr, nsl, _ = restore_ci(ch, ya, phi, gamma)
+            if Xr is not None:
+                X, ya = Xr.copy(), Xr.copy()
+                start_info["start_restored_slots"] = nsl
+        tm["certify"] += time.perf_counter() - t_c
 
     rho = None
     shrink = True
@@ -390,6 +556,9 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
     history, history_out = [], []
     n_outer = opts.fixed_iters or opts.max_outer
     solver_state = {"cvx": None, "warm": None}
+    d = np.zeros_like(X)            # scaled dual mu / rho of the CM split
+    factor = PhiCIFactor(ch) if (opts.ci and ch.R and opts.optimise_phi) else None
+    proj_fails = 0
 
     def ci_rows_now():
         if not opts.ci:
@@ -400,10 +569,10 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
             l = l * slot_lb[:, None]
         return Kc, l
 
-    def x_pass(W, lam, X, ya, mu, rho, rows):
-        """One MM + ADMM pass of the x-step (38)-(41); returns (x, y_a, mu)."""
+    def x_pass(W, lam, X, ya, d, rho, rows):
+        """One MM + ADMM pass of the x-step (38)-(41) in scaled form; returns (x, y_a, d)."""
         if opts.cm:
-            qp, _sc = build_x_qp(model, W, phi, X, lam, rows, v=ya - mu / rho, rho=rho)
+            qp, _sc = build_x_qp(model, W, phi, X, lam, rows, v=ya - d, rho=rho)
         else:
             qp, _sc = build_x_qp(model, W, phi, X, lam, rows)
         t_solve = time.perf_counter()
@@ -418,9 +587,17 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
         x_solve_times.append(time.perf_counter() - t_solve)
         X = _u_to_X(ch, u)
         if opts.cm:
-            ya = admm_aux_update(X, mu, rho, ch.amp)
-            mu = mu + rho * (X - ya)
-        return X, ya, mu
+            ya = project_cm(X + d, ch.amp)           # (39)-(40): CM point nearest to x + mu/rho
+            d = d + (X - ya)                         # (41) divided by rho
+        return X, ya, d
+
+    def grow_rho(rho, new):
+        """Change rho; the scaled dual is kept (``dual_rescale``) or, legacy, mu = rho d is kept."""
+        nonlocal d
+        if not opts.dual_rescale:
+            d = d * (rho / new)
+        return new
+
     it = 0
     for it in range(1, n_outer + 1):
         # ---- w-step (29) and lambda-step (31)
@@ -434,11 +611,14 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
         W, lam = _normalise_filter(model, W, X, phi, t, C)
         history.append(lam)
         if opts.cm:
-            Wo, so = (spatial_filter if opts.spatial_only else _mvdr)(model, ya, phi)
+            so = objective(ya, phi)
             history_out.append(so)
         else:
+            so = lam
             history_out.append(lam)
         tm["w_step"] += time.perf_counter() - t0
+        if opts.certify:
+            consider(ya if opts.cm else X, phi, so, "start" if it == 1 else f"iterate {it}")
         if it > opts.min_outer and opts.fixed_iters is None:
             rel = abs(history[-1] - history[-2]) / max(abs(history[-2]), 1e-300)
             gap = np.linalg.norm(X - ya) / max(np.linalg.norm(X), 1e-300) if opts.cm else 0.0
@@ -453,17 +633,18 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
             a = model.target_adj(W, phi)
             rho0 = rho = ch.sigma_t_sq * abs(np.vdot(a, X)) ** 2 / (ch.amp ** 2 * X.size)
         for _ in range(opts.x_passes):
-            X, ya, mu = x_pass(W, lam, X, ya, mu, rho, rows)
+            X, ya, d = x_pass(W, lam, X, ya, d, rho, rows)
         if opts.cm:
-            rho = min(rho * opts.rho_growth, rho0 * opts.rho_max_factor)
+            rho = grow_rho(rho, min(rho * opts.rho_growth, rho0 * opts.rho_max_factor))
         if not opts.cm:
             ya = X
         tm["x_step"] += time.perf_counter() - t0
         # ---- phi-step (42)-(65)
         if opts.optimise_phi and ch.R and opts.phi_inner:
             t0 = time.perf_counter()
-            phi, Lf, pinfo = phi_step(model, W, X, lam, phi, gamma, opts, Lf, shrink)
+            phi, Lf, pinfo = phi_step(model, W, X, lam, phi, gamma, opts, Lf, shrink, factor)
             shrink = pinfo["backtracks"] == 0
+            proj_fails += pinfo["proj_fails"]
             tm["phi_step"] += time.perf_counter() - t0
 
     # ---- polish [RECON]: with phi and w fixed, continue the ADMM x-iterations with rho doubling until the
@@ -474,25 +655,51 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
         rows = ci_rows_now()
         for n_polish in range(1, opts.polish_iters + 1):
             if np.linalg.norm(X - ya) <= opts.polish_tol * np.linalg.norm(X):
+                n_polish -= 1
                 break
-            rho = 2.0 * rho
-            X, ya, mu = x_pass(W, lam, X, ya, mu, rho, rows)
+            rho = grow_rho(rho, 2.0 * rho)
+            X, ya, d = x_pass(W, lam, X, ya, d, rho, rows)
         tm["x_step"] += time.perf_counter() - t0
     t0 = time.perf_counter()
-    X_out = ya if opts.cm else X
+    X_fin = ya if opts.cm else X
+    scnr_fin = objective(X_fin, phi)
+    tm["other"] += time.perf_counter() - t0
+    out = {"output": "final", "final_feasible": None, "restored_slots": 0, "restore_iters": 0,
+           "fallback": False, "best_earlier": False}
+    X_out, phi_out = X_fin, phi
+    if opts.certify:
+        ok, st = consider(X_fin, phi, scnr_fin, "final")
+        out["final_feasible"] = bool(ok)
+        out["final_ci_min_margin"] = st["ci_min_margin"]
+        if not ok and opts.ci and st["cm_violated"] == 0 and st["ris_violated"] == 0:
+            t_c = time.perf_counter()
+            Xr, nsl, nit = restore_ci(ch, X_fin, phi, gamma)
+            out["restored_slots"], out["restore_iters"] = nsl, nit
+            tm["certify"] += time.perf_counter() - t_c
+            if Xr is not None:
+                consider(Xr, phi, objective(Xr, phi), "restored")
+        if cert["best"] is not None:
+            _s, X_out, phi_out, label = cert["best"]
+            out["output"] = label
+            out["fallback"] = not ok and label != "restored"
+            out["best_earlier"] = ok and label != "final"
+        else:
+            out["output"] = "final (no feasible point found)"
+    t0 = time.perf_counter()
     if opts.spatial_only:
-        W_out, scnr = spatial_filter(model, X_out, phi)
+        W_out, scnr = spatial_filter(model, X_out, phi_out)
     else:
-        W_out, scnr = _mvdr(model, X_out, phi)
-    t = model.target(X_out, phi)
+        W_out, scnr = _mvdr(model, X_out, phi_out)
+    t = model.target(X_out, phi_out)
     W_out = W_out / np.conj(np.vdot(W_out, t))      # w^H t = 1
-    margin = ci_min_margin(ch, X_out, phi)
+    margin = ci_min_margin(ch, X_out, phi_out)
     tm["other"] += time.perf_counter() - t0
     tm["total"] = time.perf_counter() - t_start
     info = {"admm_iters_mean": float(np.mean(admm_iters)) if admm_iters else 0.0, "polish_passes": n_polish,
-            "x_solve_times": x_solve_times,
-            "rho_final": rho, "lipschitz_final": Lf}
-    return DesignResult(X_out, phi, W_out, scnr, history, history_out, tm, it, margin,
+            "x_solve_times": x_solve_times, "rho_final": rho, "rho_final_rel": (rho / rho0) if rho0 else None,
+            "lipschitz_final": Lf, "phi_proj_fails": proj_fails, "feasible_iterates": cert["n_feasible"],
+            "checked_iterates": cert["n_checked"], **start_info, **out}
+    return DesignResult(X_out, phi_out, W_out, scnr, history, history_out, tm, it, margin,
                         init_margin, bool(feasible), info)
 
 

@@ -14,8 +14,18 @@ from ..ci import ber_analytic_qpsk, ci_margins, ser_analytic
 from ..radar import pd_from_pfa
 from . import designfile
 from .algorithm import gamma_ci
+from .certify import TOLERANCES, constraint_status, violation_lines
 from .model import ChannelsB, Model, effective_channels, user_noise
 from .scenario import ScenarioB
+
+#: methods of problem (26) without CI constraints (radar-only variants) [spec B.8]
+RADAR_ONLY_SUFFIX = "-radar"
+
+
+def default_problem(method: str) -> dict:
+    """Constraint families of a method's problem: CI for the ISAC methods, CM for all [spec B.6, B.8]."""
+    radar = method == "radar-only" or method.endswith(RADAR_ONLY_SUFFIX)
+    return {"ci": not radar, "cm": True}
 
 
 def evaluate_b(ch: ChannelsB, X, phi, W=None, pfa: float = 1e-3) -> dict:
@@ -67,16 +77,42 @@ class DesignB:
     history: np.ndarray = field(default_factory=lambda: np.zeros(0))
     metrics: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    problem: dict | None = None         # {"ci": bool, "cm": bool}; None = from the method name
+    tolerances: dict = field(default_factory=lambda: dict(TOLERANCES))
 
     kind = "paper-b"
 
+    def __post_init__(self):
+        if self.problem is None:
+            self.problem = default_problem(self.method)
+
     @classmethod
-    def build(cls, scn, ch, X, phi, W, method: str, seed: int, history=(), extra=None) -> "DesignB":
+    def build(cls, scn, ch, X, phi, W, method: str, seed: int, history=(), extra=None,
+              problem: dict | None = None) -> "DesignB":
         d = cls(scn, ch, np.asarray(X, np.complex128), np.asarray(phi, np.complex128),
                 np.asarray(W, np.complex128), method, int(seed), np.asarray(history, np.float64),
-                {}, dict(extra or {}))
+                {}, dict(extra or {}), problem)
         d.metrics = evaluate_b(ch, d.X, d.phi, d.W)
         return d
+
+    def constraint_status(self) -> dict:
+        """Every constraint family of the design's problem measured at (X, phi) (:mod:`.certify`)."""
+        return constraint_status(self.channels, self.X, self.phi, ci=bool(self.problem["ci"]),
+                                 cm=bool(self.problem["cm"]), tol=self.tolerances)
+
+    def violations(self) -> list[str]:
+        """One short line per violated constraint family of problem (26) [spec B.6]; [] = certified.
+
+        Families: CI per (k, n, +-) half-plane (ISAC methods), constant modulus of X, |phi| <= a_max;
+        tolerances are the design's own (``self.tolerances``, stored in the file).
+        """
+        lines = violation_lines(self.constraint_status(), ci=bool(self.problem["ci"]),
+                                cm=bool(self.problem["cm"]), tol=self.tolerances)
+        t0 = self.extra.get("init_margin")
+        if lines and isinstance(t0, (int, float)) and t0 < 1.0:
+            lines = [ln + f" (the instance itself is CI-infeasible: t* = {t0:.3g} < 1)" if ln.startswith("CI")
+                     else ln for ln in lines]
+        return lines
 
     @property
     def scnr_db(self) -> float:
@@ -87,22 +123,8 @@ class DesignB:
         r = {"scenario": self.kind, "method": self.method, "seed": self.seed}
         r.update(evaluate_b(self.channels, self.X, self.phi, self.W, pfa))
         r["iterations"] = int(len(self.history))
+        r["constraints_ok"] = not self.violations()
         return r
-
-    def violations(self) -> list[str]:
-        """Violated constraints of the design's problem [spec B.6]: CM |x_i| = √(P/N_t), active-RIS
-        amplitude |φ_n| ≤ a_max, and CI m_{k,n}/γ_k ≥ 1 unless the method is a radar-only variant."""
-        from ..contract import CM_TOL, ci_violation, has_ci, modulus_violation
-        ch = self.channels
-        v = modulus_violation(self.X, ch.amp, "CM (|x| = sqrt(P/Nt))")
-        over = np.abs(self.phi) > ch.a_max * (1 + CM_TOL)
-        if np.any(over):
-            v.append(f"active-RIS amplitude: {int(over.sum())} of {self.phi.size} elements above a_max = "
-                     f"{ch.a_max:g} (max {float(np.abs(self.phi).max()):.4g})")
-        if has_ci(self.method):
-            Z = effective_channels(ch, self.phi) @ self.X.reshape(-1, ch.Nt).T
-            v += ci_violation(ci_margins(Z, ch.S, ch.psk_order) / gamma_ci(ch)[:, None])
-        return v
 
     def save(self, path) -> None:
         """Write the ``.npz`` design file (format ``ris-isac-testbed/paper-b-design``, version 1)."""

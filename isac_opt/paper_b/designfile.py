@@ -23,7 +23,11 @@ meta          str (JSON)              see below
 ``meta`` keys: ``format``, ``version``, ``Nt``, ``Nr``, ``N``, ``R``, ``K``, ``Q``, ``Pc``, ``L``, ``Lr``,
 ``psk_order``, ``amp``, ``a_max``, ``sigma_t_sq``, ``sigma_q_sq`` (Q), ``noise_comm_w`` (K), ``gamma_lin`` (K),
 ``noise_ris_w``, ``ris_noise_to_users``, ``leg_model``, ``method``, ``seed``, ``metrics``, ``extra``,
-``scenario`` (the full ScenarioB dict), ``software_version``, ``created_utc``.
+``scenario`` (the full ScenarioB dict; for ``no-ris`` the scenario without RISs, R = 0 and the same L_r
+through ``lr_extra``), ``problem`` ({"ci", "cm"}: the constraint families of the method's problem),
+``tolerances`` ({"ci", "cm", "ris"}, :data:`isac_opt.paper_b.certify.TOLERANCES`; what
+:meth:`DesignB.violations` uses), ``software_version``, ``created_utc``. Files without ``problem`` /
+``tolerances`` get the method's families and the default tolerances.
 
 :func:`load` checks format, version, every shape, dtype and finiteness and the meta/scenario
 consistency, and raises :class:`~isac_opt.errors.DesignFileError` on a damaged, truncated or foreign file.
@@ -38,6 +42,7 @@ import numpy as np
 from .. import __version__
 from ..designfile import jsonable
 from ..errors import DesignFileError, ScenarioError
+from .certify import TOLERANCES, check_tolerances
 from .model import ChannelsB, Scatterer
 from .scenario import ScenarioB
 
@@ -88,6 +93,8 @@ def _meta(d) -> dict:
         "noise_ris_w": ch.noise_ris_w, "ris_noise_to_users": bool(ch.ris_noise_to_users),
         "leg_model": ch.leg_model, "method": d.method, "seed": d.seed,
         "metrics": jsonable(d.metrics), "extra": jsonable(d.extra), "scenario": d.scenario.to_dict(),
+        "problem": {"ci": bool(d.problem["ci"]), "cm": bool(d.problem["cm"])},
+        "tolerances": dict(d.tolerances),
         "software_version": __version__,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -165,6 +172,16 @@ def parse(path, meta: dict, arrays: dict) -> tuple:
         if isinstance(e, DesignFileError):
             raise
         raise DesignFileError(f"{path}: inconsistent paper-B design file ({type(e).__name__}: {e})") from None
+    try:
+        tol = check_tolerances(meta.get("tolerances", TOLERANCES), "meta 'tolerances'")
+    except ValueError as e:
+        raise DesignFileError(f"{path}: {e}") from None
+    problem = meta.get("problem")
+    if problem is not None:
+        if not (isinstance(problem, dict) and set(problem) == {"ci", "cm"}
+                and all(isinstance(v, bool) for v in problem.values())):
+            raise DesignFileError(f"{path}: meta 'problem' = {problem!r}, expected {{\"ci\": bool, \"cm\": bool}}")
+        problem = dict(problem)
     return (scn, ch, c("X"), c("phi"), c("W"), str(meta.get("method", "?")), int(meta.get("seed", -1)),
                    arrays["history"].astype(np.float64), dict(meta.get("metrics") or {}),
-                   dict(meta.get("extra") or {}))
+                   dict(meta.get("extra") or {}), problem, tol)

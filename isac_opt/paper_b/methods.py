@@ -73,8 +73,16 @@ def run_method(name: str, scn: ScenarioB, ch: ChannelsB, seed: int = 0, **opt_ov
     res = design(ch, opts, phi0=phi0)
     extra = {"timings": res.timings, "iterations": res.iterations, "init_margin": res.init_margin,
              "ci_feasible_instance": res.feasible, "history_out": [float(v) for v in res.history_out],
-             **{k: v for k, v in res.info.items() if v is not None}}
-    return DesignB.build(scn, ch, res.X, res.phi, res.W, name, seed, res.history, extra)
+             **{k: v for k, v in res.info.items() if v is not None and k != "x_solve_times"}}
+    scn_out = scn
+    if ris == "none" and scn.R:
+        # the design is made on the R = 0 reduction (same L_r): its file describes that scenario, so that
+        # meta (R = 0) and scenario agree on reload; the original RIS placement is kept in extra
+        scn_out = scn.replace(R=0, ris_x=(), ris_y=(), lr_extra=ch.Lr - scn.L)
+        extra["ris_removed"] = {"R": scn.R, "ris_x": list(scn.ris_x), "ris_y": list(scn.ris_y),
+                                "lr_extra": scn.lr_extra}
+    return DesignB.build(scn_out, ch, res.X, res.phi, res.W, name, seed, res.history, extra,
+                         problem={"ci": bool(opts.ci), "cm": bool(opts.cm)})
 
 
 def _make_run(name: str):
