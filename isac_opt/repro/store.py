@@ -67,7 +67,7 @@ def digest(obj) -> str:
 def software_fingerprint() -> dict:
     """What the results depend on besides the inputs: library versions and a SHA-256 over the package's
     source files (``*.py``) and shipped weights (``weights/*.pt``), so any code or weight change is a new
-    key. Computed once per process (~0.1 s)."""
+    key. Computed once per process (0.5 s measured on the shared 2-core VM, ~22 MB of weights)."""
     vers = {}
     for lib in _LIBS:
         try:
@@ -144,11 +144,11 @@ class ChunkStore:
             if not isinstance(doc, dict) or doc.get("format") != FORMAT or "result" not in doc:
                 why = "not a chunk file of this format"
             elif doc.get("key") != self.key(name, params):
-                why = "stale (its key is not this run's target/seed/parameters/software)"
+                why = "stale (its stored key is not this run's target/seed/parameters/software)"
             elif doc.get("sha256") != digest(doc["result"]):
-                why = "checksum mismatch (content changed after it was written)"
+                why = "checksum mismatch (its result changed after it was written)"
         if why is not None:
-            self.warn(f"reproduce {self.target}: chunk {p} is {why}; recomputing it")
+            self.warn(f"reproduce {self.target}: chunk {p}: {why}; recomputing it")
             return False, None
         return True, doc["result"]
 
