@@ -174,6 +174,9 @@ class LinkEngine:
         from ..paper_a.unfold import ConstantParams
         if isinstance(net, str) and net == "auto":
             net = get_net(self.scn, required=False)
+        if net is not None:                          # a private copy in the polish dtype (the cached net is shared)
+            import copy
+            net = copy.deepcopy(net).to(device=self.device, dtype=self.dtype)
         self.net = net
         if net is not None:
             self.cfg = dataclasses.replace(net.cfg, update_phi=False)
