@@ -99,6 +99,23 @@ def test_engine_beats_its_start_per_frame(engines, default_link):
     assert np.mean(gains) > 0.5          # the polish does work on average (measured ≈ 6 dB at 20 layers)
 
 
+def test_lookup_only_engine(default_link):
+    """layers = 0: the radar-aware codebook lookup alone — certified, never below the plain start."""
+    scn, ch, phi = default_link
+    eng = LinkEngine(scn, ch, phi, layers=0)
+    S = np.concatenate([_frames(scn, 32, 13), _hostile(scn)])
+    d = eng.design(S)
+    _check_certified(scn, ch, phi, d.X, d.S)
+    X0, code = eng.start_waveforms(S)
+    Xr = np.transpose(eng.codebook_radar[code], (0, 2, 1))
+    _check_certified(scn, ch, phi, Xr, d.S)                 # every radar codebook entry is CI-feasible
+    for b in range(S.shape[0]):
+        s_r = sinr_mvdr(echo(scn, ch, Xr[b], phi))
+        s_0 = sinr_mvdr(echo(scn, ch, X0[b], phi))
+        np.testing.assert_allclose(d.sinr[b], max(s_r, s_0), rtol=1e-9)
+    assert np.mean(d.sinr_db - 10 * np.log10(d.sinr_start)) > 1.0   # measured ≈ 5–7 dB
+
+
 def test_mvdr_filters_woodbury_vs_per_design(engines, default_link):
     scn, ch, phi = default_link
     eng = engines[torch.float64]
@@ -269,7 +286,7 @@ def noisy_link():
     ch, phi = _link(scn, 3)
     pay = [np.random.default_rng(k).bytes(700) for k in range(scn.K)]
     return scn, pay, run_link(scn, ch, phi, pay, engine_kw={"dtype": torch.float32, "layers": 2},
-                              user_noise_db=12.0, seed=5, frames=120)
+                              user_noise_db=3.0, seed=5, frames=120)
 
 
 def test_link_delivers_only_correct_packets_and_ser_matches_analytic(noisy_link):
@@ -290,7 +307,7 @@ def test_link_delivers_only_correct_packets_and_ser_matches_analytic(noisy_link)
         offs = [pay[k].find(pc) for pc in pieces]
         assert all(o >= 0 and o % 64 == 0 for o in offs) and offs == sorted(offs)
         assert len(pieces) == u["packets"] - u["packets_failed"]
-    assert 0 < np.mean(rep["per"]) < 1
+    assert sum(len(r) for r in res.received) > 0 and sum(u["ser"] for u in res.users) > 0
 
 
 def test_cli_link_json_received_and_bad_input(tmp_path, capsys):

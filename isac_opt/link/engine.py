@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..ci import ci_margins, ci_thresholds, psk_constellation, worst_case_margin_init
+from ..ci import ci_margins, ci_rows, ci_thresholds, psk_constellation, worst_case_margin_init
 from ..errors import IsacError
 from ..paper_a.channels import ChannelsA, effective_user_channels
 from ..paper_a.scenario import ScenarioA
@@ -102,10 +102,12 @@ class LinkEngine:
     layers : x-block layers of the polish (None: all of the network's / solver's T; 0: codebook only)
     check_every : the best CI-feasible iterate is sought every this many layers (and at the end)
     net : "auto" (shipped detection network if it fits, else classical steps), None (classical), or a net
+    radar_codebook : refine each codebook entry for the target/clutter transmit gain (CI kept), see
+        :meth:`_radar_ascent`; False keeps the plain A.10 worst-case-margin entries
     """
 
     def __init__(self, scn: ScenarioA, ch: ChannelsA, phi, *, dtype=torch.float64, device="cpu",
-                 layers: int | None = None, check_every: int = 5, net="auto"):
+                 layers: int | None = None, check_every: int = 5, net="auto", radar_codebook: bool = True):
         from ..paper_a.unfold import DetectProblem
         if dtype not in (torch.float32, torch.float64):
             raise IsacError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
@@ -114,6 +116,8 @@ class LinkEngine:
         if phi.shape != (scn.N,) or not np.all(np.isfinite(phi)):
             raise IsacError(f"phi: expected {scn.N} finite complex RIS coefficients, got shape {phi.shape}")
         self.scn, self.ch, self.phi = scn, ch, phi
+        self.radar_codebook = bool(radar_codebook)
+        self._clutter_weight = 0.0     # target-only surrogate: measured best of 0, 0.3, 1, 3 (docs/link.md)
         self.dtype, self.device = dtype, torch.device(device)
         self.order, self.K, self.M, self.L = scn.psk_order, scn.K, scn.M, scn.L
         self.n_tuples = self.order ** self.K
@@ -161,11 +165,48 @@ class LinkEngine:
             C[:, c0:c0 + m] = Xc[:, :m]
             tstar[c0:c0 + m] = t[:m]
         C = project_cm(C, amp)
-        mn = (ci_margins(self.Htil @ C, S_all, self.order) / self.gamma[:, None]).min(axis=0)
-        self.codebook = C.T.copy()                                              # (Ω^K, M)
+        # linear CI rows per tuple, normalised by γ: margin_j/γ = Re{rows[t, j] x} [spec A.3]
+        self._rows = ci_rows(self.Htil, S_all, self.order) / np.concatenate([self.gamma, self.gamma])[None, :, None]
+        marg = lambda C: (ci_margins(self.Htil @ C, S_all, self.order) / self.gamma[:, None]).min(axis=0)
+        mn = marg(C)
+        self.codebook = C.T.copy()                                              # (Ω^K, M) worst-case-margin
         self.codebook_margin = mn                                               # (Ω^K,) min_k m/γ
         self.codebook_tstar = tstar                                             # SOCP optimum per tuple
         self.codebook_ok = mn >= 1.0
+        self.codebook_radar = None
+        if self.radar_codebook:
+            Cr = self._radar_ascent(self.codebook)
+            okr = marg(Cr.T) >= 1.0
+            self.codebook_radar = np.where((okr & self.codebook_ok)[:, None], Cr, self.codebook)
+
+    def _radar_ascent(self, C, iters: int = 300, floor: float = 1.0 + 1e-6) -> np.ndarray:
+        """Radar-aware codebook: from each CI-feasible CM entry x (rows of C, (T, M)), projected gradient
+        ascent on the CM torus of the per-slot transmit-gain surrogate of A.10's radar-only start,
+        f(x) = |b0ᵀx|² − Σ_q |b_qᵀx|² (target minus clutter transmit legs) [spec A.10, RECON], accepting a
+        step only while every CI margin of the tuple stays ≥ ``floor`` (backtracking per tuple). The
+        result is as CI-feasible as the start and has a larger f; the polish does the rest."""
+        from ..paper_a.channels import legs
+        _, b = legs(self.ch, self.phi, self.scn.ris_leg_model)
+        sign = np.r_[1.0, -self._clutter_weight * np.ones(self.scn.Q)]
+        P = (sign[:, None, None] * (np.conj(b)[:, :, None] * b[:, None, :])).sum(axis=0)     # xᴴPx = f
+        amp = self.scn.amp
+        R = self._rows
+        f = lambda X: np.real(np.sum(np.conj(X) * (X @ P.T), axis=1))
+        feas = lambda X: (R * X[:, None, :]).sum(axis=2).real.min(axis=1) >= floor
+        X = np.array(C, dtype=np.complex128)
+        ok0 = feas(X)
+        fx = f(X)
+        step = np.full(X.shape[0], 0.5 * amp / max(np.abs(P).sum(axis=1).max() * amp, 1e-300))
+        for _ in range(iters):
+            G = X @ P.T                                               # ∂f/∂x* direction
+            Xn = amp * np.exp(1j * np.angle(X + step[:, None] * G))
+            fn = f(Xn)
+            acc = ok0 & feas(Xn) & (fn > fx)
+            X[acc], fx[acc] = Xn[acc], fn[acc]
+            step = np.where(acc, step * 1.5, step * 0.5)
+            if np.all(step < 1e-12 * amp):
+                break
+        return X
 
     # ------------------------------------------------------------------------------------------
     def _setup_solver(self, layers, check_every, net) -> None:
@@ -193,8 +234,13 @@ class LinkEngine:
         self.check_every = max(1, int(check_every))
 
     # ------------------------------------------------------------------------------------------
+    def _codes(self, idx_or_sym) -> np.ndarray:
+        """Tuple index Σ_k i_k Ω^k of symbols (..., K) (indices or PSK points)."""
+        i = symbol_indices(idx_or_sym, self.order)
+        return i @ (self.order ** np.arange(self.K))
+
     def start_waveforms(self, idx: np.ndarray) -> np.ndarray:
-        """Codebook start X⁰ (B, M, L) complex128 of symbol indices idx (B, K, L)."""
+        """Codebook start X⁰ (B, M, L) complex128 of symbol indices idx (B, K, L), and the codes (B, L)."""
         code = np.tensordot(self.order ** np.arange(self.K), idx, axes=([0], [1]))   # (B, L)
         return np.transpose(self.codebook[code], (0, 2, 1)), code
 
@@ -215,7 +261,7 @@ class LinkEngine:
 
     def design(self, S) -> FrameDesigns:
         """Waveforms for a batch of symbol frames S (B, K, L) (complex PSK symbols or indices) or (K, L)."""
-        from ..paper_a.unfold import AdmmState, CIConstraint, SinrObjective, admm_layer, repair_ci
+        from ..paper_a.unfold import AdmmState, CIConstraint, SinrObjective, admm_layer
         t0 = time.perf_counter()
         idx = symbol_indices(S, self.order)
         if idx.ndim == 2:
@@ -224,56 +270,79 @@ class LinkEngine:
             raise IsacError(f"symbols: expected shape (B, {self.K}, {self.L}), got {tuple(np.shape(S))}")
         B = idx.shape[0]
         Ssym = psk_constellation(self.order)[idx]                                    # (B, K, L)
-        X0, code = self.start_waveforms(idx)
+        X0, _ = self.start_waveforms(idx)
+        sinr0 = self.sinr(X0)
+        best_X, best_s = X0.copy(), sinr0.copy()
+        best_fb = np.zeros(B, np.int64)
         amp = self.scn.amp
-        prob = self._problem(np.conj(Ssym))
-        u0 = torch.as_tensor(X0 / amp, dtype=prob.A0.dtype, device=self.device)
-        phi0 = torch.as_tensor(self.phi, dtype=prob.A0.dtype, device=self.device).expand(B, -1)
-        with torch.no_grad():
-            prob.set_scale(u0, phi0)
-            obj, cons = SinrObjective(prob), CIConstraint(prob)
-            F0 = obj.value_grad(u0, phi0, wrt=())[0]
-            best_u, best_F = u0.clone(), F0.clone()
-            if self.layers > 0:
-                st = AdmmState.start(u0, phi0, -F0 * prob.fscale, self.K, self.L)
-                params = self.params if self.net is None else None
+        if self.codebook_radar is not None:        # the radar-aware lookup is a candidate of its own
+            code = np.tensordot(self.order ** np.arange(self.K), idx, axes=([0], [1]))
+            Xr = np.transpose(self.codebook_radar[code], (0, 2, 1))
+            sr = self.sinr(Xr)
+            better = sr > best_s
+            best_X[better], best_s[better] = Xr[better], sr[better]
+        if self.layers > 0:
+            prob = self._problem(np.conj(Ssym))
+            cdt = prob.A0.dtype
+            u0 = torch.as_tensor(X0 / amp, dtype=cdt, device=self.device)
+            phi0 = torch.as_tensor(self.phi, dtype=cdt, device=self.device).expand(B, -1)
+            with torch.no_grad():
+                prob.set_scale(u0, phi0)
+                obj, cons = SinrObjective(prob), CIConstraint(prob)
+                st = AdmmState.start(u0, phi0, obj.value(u0, phi0), self.K, self.L)
                 for t in range(self.layers):
                     if self.net is not None:
                         st = self.net(st, obj, cons, cfg=self.cfg, layers=range(t, t + 1))
                     else:
-                        st = admm_layer(st, t, obj, cons, params, self.cfg)
+                        st = admm_layer(st, t, obj, cons, self.params, self.cfg)
                     if (t + 1) % self.check_every == 0 or t + 1 == self.layers:
-                        u, _ = repair_ci(cons, st.x, phi0, u0)
-                        feas = (cons.g(u, phi0) <= 0).flatten(1).all(dim=1)
-                        F = obj.value_grad(u, phi0, wrt=())[0]
-                        better = feas & (F > best_F)
-                        best_u = torch.where(better[:, None, None], u, best_u)
-                        best_F = torch.where(better, F, best_F)
-        X = amp * np.exp(1j * np.angle(best_u.detach().cpu().to(torch.complex128).numpy()))
-        # float64 certification; slots the polish broke fall back to their codebook start
-        mn = self._margins(X, Ssym).min(axis=1)                                    # (B, L)
-        bad = mn < 1.0
-        if bad.any():
-            X = np.where(bad[:, None, :], X0, X)
-        fb = bad.sum(axis=1)
-        sinr = self.sinr(X)
-        sinr0 = self.sinr(X0)
-        worse = sinr < sinr0
-        if worse.any():
-            X[worse] = X0[worse]
-            sinr[worse] = sinr0[worse]
-            fb[worse] = self.L
-        marg = self._margins(X, Ssym).min(axis=(1, 2))
-        cm = np.abs(np.abs(X) - amp).max(axis=(1, 2)) <= 1e-6 * amp
+                        # best feasible iterate: certify in float64 (CM, per-slot repair), keep if better
+                        Xc, fb = self._certify(st.x.detach().cpu().to(torch.complex128).numpy() * amp, X0, Ssym)
+                        sc = self.sinr(Xc)
+                        better = sc > best_s
+                        best_X[better], best_s[better], best_fb[better] = Xc[better], sc[better], fb[better]
+        marg = self._margins(best_X, Ssym).min(axis=(1, 2))
+        cm = np.abs(np.abs(best_X) - amp).max(axis=(1, 2)) <= 1e-6 * amp
         from ..contract import CI_TOL
         ok = cm & (marg >= 1.0 - CI_TOL)
-        return FrameDesigns(X=X, S=Ssym, sinr=sinr, sinr_start=sinr0, min_margin=marg, fallback_slots=fb,
-                            ok=ok, seconds=time.perf_counter() - t0)
+        return FrameDesigns(X=best_X, S=Ssym, sinr=best_s, sinr_start=sinr0, min_margin=marg,
+                            fallback_slots=best_fb, ok=ok, seconds=time.perf_counter() - t0)
+
+    def _certify(self, X, X0, S, n_bisect: int = 24):
+        """CM projection of X (B, M, L), then every slot whose CI constraints fail (float64) is moved towards
+        its codebook start: x_l ← CM((1 − α)x_l + α x⁰_l) with the smallest feasible α (bisection, only the
+        failing slots; the repair of :func:`isac_opt.paper_a.unfold.repair_ci`, in float64); a slot still
+        failing takes x⁰_l. Returns (X certified, slots touched per frame)."""
+        amp = self.scn.amp
+        X = project_cm(X, amp, X0)
+        bad = self._margins(X, S).min(axis=1) < 1.0                                  # (B, L)
+        if not bad.any():
+            return X, np.zeros(X.shape[0], np.int64)
+        bi, li = np.nonzero(bad)
+        x, x0 = X[bi, :, li], X0[bi, :, li]                                          # (n, M)
+        R = self._rows[self._codes(S[bi, :, li])]                                    # (n, 2K, M)
+
+        def feas(al):
+            xm = (1 - al[:, None]) * x + al[:, None] * x0
+            mag = np.abs(xm)
+            xm = np.where(mag > 0, amp * xm / np.where(mag > 0, mag, 1.0), x0)     # CM, x⁰'s phase at 0
+            return xm, (R * xm[:, None, :]).sum(axis=2).real.min(axis=1) >= 1.0
+
+        lo, hi = np.zeros(len(bi)), np.ones(len(bi))
+        for _ in range(n_bisect):
+            mid = 0.5 * (lo + hi)
+            _, f = feas(mid)
+            hi, lo = np.where(f, mid, hi), np.where(f, lo, mid)
+        xm, f = feas(hi)
+        # the slot-level check above is the linear form of the margins; the final word is ci_margins
+        f &= (ci_margins(xm @ self.Htil.T, S[bi, :, li], self.order) / self.gamma[None, :]).min(axis=1) >= 1.0
+        X[bi, :, li] = np.where(f[:, None], xm, x0)
+        return X, np.bincount(bi, minlength=X.shape[0]).astype(np.int64)
 
     # ------------------------------------------------------------------------------------------
     def _margins(self, X, S) -> np.ndarray:
         """m_{k,l}/γ_k (B, K, L), float64 [spec A.3]."""
-        Z = np.einsum("km,bml->bkl", self.Htil, X)
+        Z = self.Htil @ X                                                          # (B, K, L)
         return ci_margins(Z, S, self.order) / self.gamma[None, :, None]
 
     def _echo_parts(self, X):
@@ -286,7 +355,7 @@ class LinkEngine:
         B = X.shape[0]
         cols = []
         for i, d in enumerate(bins):
-            t = np.einsum("m,bml->bl", b[i], X)
+            t = b[i] @ X                                                            # (B, L)
             t = np.concatenate([np.zeros((B, d), complex), t[:, :self.L - d]], axis=1) if d else t
             e = a[i][None, :, None] * t[:, None, :]                                # (B, M, L)
             cols.append(np.transpose(e, (0, 2, 1)).reshape(B, -1))                # vec, antenna fastest
@@ -299,20 +368,21 @@ class LinkEngine:
         Q = U.shape[2]
         if Q == 0:
             return s / nz
-        core = nz * np.eye(Q) + np.einsum("bnq,bnp->bqp", U.conj(), U)
-        Us = np.einsum("bnq,bn->bq", U.conj(), s)
-        return (s - np.einsum("bnq,bq->bn", U, np.linalg.solve(core, Us[..., None])[..., 0])) / nz
+        Uh = np.conj(np.swapaxes(U, 1, 2))                                          # (B, Q, ML)
+        core = nz * np.eye(Q) + Uh @ U
+        Us = Uh @ s[..., None]
+        return (s - (U @ np.linalg.solve(core, Us))[..., 0]) / nz
 
     def sinr(self, X) -> np.ndarray:
         """MVDR SINR* = ξ0² sᴴC⁻¹s (linear) per frame, X (B, M, L); float64, Woodbury [spec A.4 (20)]."""
         s, U = self._echo_parts(X)
-        return self.scn.xi0_sq * np.real(np.einsum("bn,bn->b", s.conj(), self._cinv(s, U)))
+        return self.scn.xi0_sq * np.real(np.sum(s.conj() * self._cinv(s, U), axis=1))
 
     def mvdr_filters(self, X) -> np.ndarray:
         """Per-frame MVDR filters w = C⁻¹s/(sᴴC⁻¹s), complex128 (B, M·L), wᴴs = 1 [spec A.4 (20), Woodbury]."""
         s, U = self._echo_parts(X)
         m = self._cinv(s, U)
-        return m / np.einsum("bn,bn->b", s.conj(), m)[:, None]
+        return m / np.sum(s.conj() * m, axis=1)[:, None]
 
     def info(self) -> dict:
         return {"engine": self.engine_name, "layers": self.layers, "dtype": str(self.dtype).replace("torch.", ""),
