@@ -106,7 +106,8 @@ def add_parser(sub) -> None:
     p.add_argument("--rate", type=float, default=100e3, help="sample rate asked [S/s] (real-time factor) [1e5]")
     p.add_argument("--chunk", type=int, default=64, help="payload bytes per CRC'd packet [64]")
     p.add_argument("--batch", type=int, default=64, help="frames per engine call [64]")
-    p.add_argument("--layers", type=int, default=None, help="x-block layers of the per-frame polish [all]")
+    p.add_argument("--layers", type=int, default=2,
+                   help="x-block layers of the per-frame polish (0: radar-aware codebook lookup only; 20: refit's depth) [2]")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="engine precision [float32]")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="engine device [cpu]")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1") or 1),

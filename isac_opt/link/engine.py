@@ -8,14 +8,17 @@ only Ω^K distinct per-slot constraint sets per block. :class:`LinkEngine` there
    problem over Ω^K "slots", chunked), projects to constant modulus, repairs the slots the projection broke
    (:func:`isac_opt.paper_a.detect.core.polish_cm_slots`) and verifies every entry in float64 — the
    *codebook* (Ω^K, M) of CI-feasible CM per-slot waveforms;
+   It also keeps a *radar-aware* copy (:meth:`LinkEngine._radar_ascent`: each entry moved up the target's
+   transmit gain while every CI margin of its tuple stays ≥ 1) whose lookup is a candidate of every frame;
 2. per batch of frames S (B, K, L), assembles each frame's start X⁰ by codebook lookup (no cvxpy per frame),
    then polishes the radar output SINR with the x-block of the unfolded ADMM machinery
    (:mod:`isac_opt.paper_a.unfold`, the shipped detection network's step sizes when they fit the scenario,
-   the classical solver otherwise — the same x-block as ``refit_waveform``), batched over frames, keeping
-   the best CI-feasible iterate (per-slot CI repair towards the codebook start, :func:`repair_ci`);
-3. verifies every frame in float64 (CM, every m_{k,l}/γ_k ≥ 1 with :func:`isac_opt.ci.ci_margins`) and falls
-   back to the codebook start slot by slot where the polish broke a slot, and to the whole start frame when
-   that would lose radar SINR — so every returned frame is CI-feasible and CM, and its SINR is ≥ its start's.
+   the classical solver otherwise — the same x-block as ``refit_waveform``), batched over frames;
+3. keeps per frame the best candidate (plain start, radar lookup, polished iterates every ``check_every``
+   layers) among those certified in float64: CM-projected, every m_{k,l}/γ_k ≥ 1 by
+   :func:`isac_opt.ci.ci_margins`, failing slots repaired towards the start (the bisection of
+   :func:`~isac_opt.paper_a.unfold.repair_ci`, on the failing slots only) or replaced by it — so every
+   returned frame is CI-feasible and CM, and its SINR is ≥ its start's.
 
 The radar receive filter of each frame is the MVDR filter w = C⁻¹s/(sᴴC⁻¹s) by Woodbury
 (:meth:`LinkEngine.mvdr_filters`, batched; the per-design reference is :func:`isac_opt.paper_a.radar.mvdr_filter`).
