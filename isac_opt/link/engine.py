@@ -75,7 +75,8 @@ class FrameDesigns:
     X : complex128 (B, M, L) waveforms (|x| = amp exactly); S : complex128 (B, K, L) symbols;
     sinr : float64 (B,) MVDR radar output SINR (linear) of X; sinr_start : float64 (B,) that of the
     codebook start; min_margin : float64 (B,) min_{k,l} m_{k,l}/γ_k (≥ 1: every CI constraint holds);
-    fallback_slots : int64 (B,) slots replaced by their codebook start after the polish;
+    fallback_slots : int64 (B,) slots of the chosen polished iterate repaired towards (or replaced by) their
+    codebook start (0 when a start or the radar lookup was chosen);
     ok : bool (B,) certified (CM and every CI constraint, contract tolerance); seconds : wall time of the batch.
     """
 
