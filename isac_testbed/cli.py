@@ -31,6 +31,7 @@ COMMANDS = {
     "ris": ("RIS driver: info / set / get / sweep / serve / simulate", "ris_driver.cli:add_parser"),
     "calibrate": ("measure and estimate bench calibrations (chains, channels, ris, clutter)",
                   "isac_testbed.calibrate:add_parser"),
+    "link": ("live ISAC link: payload bytes in, per-frame SLP designs, bytes out, radar", "isac_testbed.link:add_parser"),
 }
 
 

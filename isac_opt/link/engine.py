@@ -1,0 +1,396 @@
+"""Per-frame symbol-level-precoding design engine for a live link [issue 13; spec A.3, A.4, A.6, A.10].
+
+A *link state* — scenario, channels and the RIS state φ actually applied — is fixed over a coherence block.
+The CI constraints of slot l involve only x_l and that slot's K symbols [spec A.3], so for Ω-PSK there are
+only Ω^K distinct per-slot constraint sets per block. :class:`LinkEngine` therefore
+
+1. once per block, solves the worst-case-margin SOCP of A.10 for every per-slot symbol tuple (a cvxpy
+   problem over Ω^K "slots", chunked), projects to constant modulus, repairs the slots the projection broke
+   (:func:`isac_opt.paper_a.detect.core.polish_cm_slots`) and verifies every entry in float64 — the
+   *codebook* (Ω^K, M) of CI-feasible CM per-slot waveforms;
+   It also keeps a *radar-aware* copy (:meth:`LinkEngine._radar_ascent`: each entry moved up the target's
+   transmit gain while every CI margin of its tuple stays ≥ 1) whose lookup is a candidate of every frame;
+2. per batch of frames S (B, K, L), assembles each frame's start X⁰ by codebook lookup (no cvxpy per frame),
+   then polishes the radar output SINR with the x-block of the unfolded ADMM machinery
+   (:mod:`isac_opt.paper_a.unfold`, the shipped detection network's step sizes when they fit the scenario,
+   the classical solver otherwise — the same x-block as ``refit_waveform``), batched over frames;
+3. keeps per frame the best candidate (plain start, radar lookup, polished iterates every ``check_every``
+   layers) among those certified in float64: CM-projected, every m_{k,l}/γ_k ≥ 1 by
+   :func:`isac_opt.ci.ci_margins`, failing slots repaired towards the start (the bisection of
+   :func:`~isac_opt.paper_a.unfold.repair_ci`, on the failing slots only) or replaced by it — so every
+   returned frame is CI-feasible and CM, and its SINR is ≥ its start's.
+
+The radar receive filter of each frame is the MVDR filter w = C⁻¹s/(sᴴC⁻¹s) by Woodbury
+(:meth:`LinkEngine.mvdr_filters`, batched; the per-design reference is :func:`isac_opt.paper_a.radar.mvdr_filter`).
+
+Pure torch/numpy; CPU or CUDA (``device``); float32 or float64 (``dtype``) for the polish — the codebook,
+the checks and the fall-backs are float64, the returned waveforms complex128 (exactly CM).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..ci import ci_margins, ci_rows, ci_thresholds, psk_constellation, worst_case_margin_init
+from ..errors import IsacError
+from ..paper_a.channels import ChannelsA, effective_user_channels
+from ..paper_a.scenario import ScenarioA
+from ..projections import project_cm
+
+__all__ = ["LinkEngine", "FrameDesigns", "symbol_indices", "MAX_CODEBOOK"]
+
+MAX_CODEBOOK = 1 << 14     # Ω^K tuples; beyond this a per-block codebook is no longer the cheap option
+_CHUNK = 64                # tuples per worst-case-margin SOCP (the cvxpy problem is cached per shape)
+
+
+def symbol_indices(S, order: int) -> np.ndarray:
+    """Constellation indices (int64, same shape) of PSK symbols S (complex) or pass-through of indices.
+
+    Complex input must lie on the constellation of :func:`isac_opt.ci.psk_constellation` (|error| ≤ 1e-6);
+    integer input must be in [0, Ω).
+    """
+    S = np.asarray(S)
+    if np.iscomplexobj(S):
+        idx = np.rint((np.angle(S) - math.pi / order) / (2 * math.pi / order)).astype(np.int64) % order
+        if S.size and np.max(np.abs(psk_constellation(order)[idx] - S)) > 1e-6:
+            raise IsacError(f"symbols: expected {order}-PSK points e^(j(pi/{order} + 2 pi i/{order})), "
+                            f"got values off the constellation")
+        return idx
+    if not np.issubdtype(S.dtype, np.integer):
+        raise IsacError(f"symbols: expected complex PSK symbols or integer indices, got dtype {S.dtype}")
+    if S.size and (S.min() < 0 or S.max() >= order):
+        raise IsacError(f"symbols: expected indices in [0, {order}), got range [{S.min()}, {S.max()}]")
+    return S.astype(np.int64)
+
+
+@dataclass
+class FrameDesigns:
+    """Designs of a batch of B frames.
+
+    X : complex128 (B, M, L) waveforms (|x| = amp exactly); S : complex128 (B, K, L) symbols;
+    sinr : float64 (B,) MVDR radar output SINR (linear) of X; sinr_start : float64 (B,) that of the
+    codebook start; min_margin : float64 (B,) min_{k,l} m_{k,l}/γ_k (≥ 1: every CI constraint holds);
+    fallback_slots : int64 (B,) slots of the chosen polished iterate repaired towards (or replaced by) their
+    codebook start (0 when a start or the radar lookup was chosen);
+    ok : bool (B,) certified (CM and every CI constraint, contract tolerance); seconds : wall time of the batch.
+    """
+
+    X: np.ndarray
+    S: np.ndarray
+    sinr: np.ndarray
+    sinr_start: np.ndarray
+    min_margin: np.ndarray
+    fallback_slots: np.ndarray
+    ok: np.ndarray
+    seconds: float
+
+    @property
+    def sinr_db(self) -> np.ndarray:
+        return 10.0 * np.log10(self.sinr)
+
+
+class LinkEngine:
+    """Per-frame design engine for one coherence block (see the module docstring).
+
+    Parameters
+    ----------
+    scn, ch : scenario and channel realisation (``ch.S`` is ignored: symbols come per frame)
+    phi : complex (N,) RIS state applied during the block
+    dtype : torch.float32 or torch.float64 — precision of the batched polish
+    device : torch device ("cpu", "cuda", ...)
+    layers : x-block layers of the polish (None: all of the network's / solver's T; 0: codebook only)
+    check_every : the best CI-feasible iterate is sought every this many layers (and at the end)
+    net : "auto" (shipped detection network if it fits, else classical steps), None (classical), or a net
+    radar_codebook : refine each codebook entry for the target/clutter transmit gain (CI kept), see
+        :meth:`_radar_ascent`; False keeps the plain A.10 worst-case-margin entries
+    """
+
+    def __init__(self, scn: ScenarioA, ch: ChannelsA, phi, *, dtype=torch.float64, device="cpu",
+                 layers: int | None = None, check_every: int = 5, net="auto", radar_codebook: bool = True):
+        from ..paper_a.unfold import DetectProblem
+        if dtype not in (torch.float32, torch.float64):
+            raise IsacError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
+        ch.check(scn)
+        phi = np.asarray(phi, dtype=np.complex128)
+        if phi.shape != (scn.N,) or not np.all(np.isfinite(phi)):
+            raise IsacError(f"phi: expected {scn.N} finite complex RIS coefficients, got shape {phi.shape}")
+        self.scn, self.ch, self.phi = scn, ch, phi
+        self.radar_codebook = bool(radar_codebook)
+        self._clutter_weight = 0.0     # target-only surrogate: measured best of 0, 0.3, 1, 3 (docs/link.md)
+        self.dtype, self.device = dtype, torch.device(device)
+        self.order, self.K, self.M, self.L = scn.psk_order, scn.K, scn.M, scn.L
+        self.n_tuples = self.order ** self.K
+        if self.n_tuples > MAX_CODEBOOK:
+            raise IsacError(f"link engine: {self.order}-PSK with K = {self.K} users gives {self.n_tuples} "
+                            f"per-slot symbol tuples, more than the codebook limit {MAX_CODEBOOK}")
+        self.gamma = ci_thresholds(scn.noise_comm_w, scn.gamma_db, scn.psk_order)
+        self.Htil = effective_user_channels(ch, phi)                           # (K, M), rows h̃_kᴴ
+        t0 = time.perf_counter()
+        self._build_codebook()
+        self.codebook_seconds = time.perf_counter() - t0
+        # normalised torch problem of ONE realisation; frames share every channel tensor (expanded views)
+        base = dataclasses.replace(ch, S=np.ones((scn.K, scn.L), dtype=np.complex128) * psk_constellation(self.order)[0])
+        self._base = DetectProblem.from_channels(scn, [base], dtype=dtype, device=self.device)
+        # a safety factor on the CI thresholds of the polish so that its feasible points stay feasible
+        # after rounding (float32) — the float64 check below is the one that certifies
+        self._ci_safety = 1e-4 if dtype == torch.float32 else 1e-9
+        self._setup_solver(layers, check_every, net)
+
+    # ------------------------------------------------------------------------------------------
+    # codebook [spec A.10 per slot]
+    def tuples(self) -> np.ndarray:
+        """Symbol-index tuples (Ω^K, K): row j holds the digits of j in base Ω (user 0 least significant)."""
+        j = np.arange(self.n_tuples)
+        return np.stack([(j // self.order ** k) % self.order for k in range(self.K)], axis=1)
+
+    def _build_codebook(self) -> None:
+        from ..paper_a.detect.core import polish_cm_slots
+        scn, amp = self.scn, self.scn.amp
+        S_all = psk_constellation(self.order)[self.tuples().T]                  # (K, Ω^K)
+        n = self.n_tuples
+        C = np.empty((self.M, n), dtype=np.complex128)
+        tstar = np.empty(n)
+        # a small margin above 1 for the CM repair, so that rounding can never take an entry below 1
+        sc_safe = dataclasses.replace(scn, L=_CHUNK, gamma_db=tuple(float(g) + 20 * math.log10(1 + 1e-6)
+                                                                   for g in np.broadcast_to(scn.gamma_db, (self.K,))))
+        for c0 in range(0, n, _CHUNK):
+            cols = np.arange(c0, c0 + _CHUNK) % n                                   # pad the last chunk
+            Sc = S_all[:, cols]
+            X, t = worst_case_margin_init(self.Htil, Sc, self.gamma, amp, self.order)
+            Xc = project_cm(X, amp)
+            ch_c = dataclasses.replace(self.ch, S=Sc)
+            Xc = polish_cm_slots(sc_safe, ch_c, self.phi, Xc)
+            m = min(_CHUNK, n - c0)
+            C[:, c0:c0 + m] = Xc[:, :m]
+            tstar[c0:c0 + m] = t[:m]
+        C = project_cm(C, amp)
+        # linear CI rows per tuple, normalised by γ: margin_j/γ = Re{rows[t, j] x} [spec A.3]
+        self._rows = ci_rows(self.Htil, S_all, self.order) / np.concatenate([self.gamma, self.gamma])[None, :, None]
+        marg = lambda C: (ci_margins(self.Htil @ C, S_all, self.order) / self.gamma[:, None]).min(axis=0)
+        mn = marg(C)
+        self.codebook = C.T.copy()                                              # (Ω^K, M) worst-case-margin
+        self.codebook_margin = mn                                               # (Ω^K,) min_k m/γ
+        self.codebook_tstar = tstar                                             # SOCP optimum per tuple
+        self.codebook_ok = mn >= 1.0
+        self.codebook_radar = None
+        if self.radar_codebook:
+            Cr = self._radar_ascent(self.codebook)
+            okr = marg(Cr.T) >= 1.0
+            self.codebook_radar = np.where((okr & self.codebook_ok)[:, None], Cr, self.codebook)
+
+    def _radar_ascent(self, C, iters: int = 300, floor: float = 1.0 + 1e-6) -> np.ndarray:
+        """Radar-aware codebook: from each CI-feasible CM entry x (rows of C, (T, M)), projected gradient
+        ascent on the CM torus of the per-slot transmit-gain surrogate of A.10's radar-only start,
+        f(x) = |b0ᵀx|² − Σ_q |b_qᵀx|² (target minus clutter transmit legs) [spec A.10, RECON], accepting a
+        step only while every CI margin of the tuple stays ≥ ``floor`` (backtracking per tuple). The
+        result is as CI-feasible as the start and has a larger f; the polish does the rest."""
+        from ..paper_a.channels import legs
+        _, b = legs(self.ch, self.phi, self.scn.ris_leg_model)
+        sign = np.r_[1.0, -self._clutter_weight * np.ones(self.scn.Q)]
+        P = (sign[:, None, None] * (np.conj(b)[:, :, None] * b[:, None, :])).sum(axis=0)     # xᴴPx = f
+        amp = self.scn.amp
+        R = self._rows
+        f = lambda X: np.real(np.sum(np.conj(X) * (X @ P.T), axis=1))
+        feas = lambda X: (R * X[:, None, :]).sum(axis=2).real.min(axis=1) >= floor
+        X = np.array(C, dtype=np.complex128)
+        ok0 = feas(X)
+        fx = f(X)
+        step = np.full(X.shape[0], 0.5 * amp / max(np.abs(P).sum(axis=1).max() * amp, 1e-300))
+        for _ in range(iters):
+            G = X @ P.T                                               # ∂f/∂x* direction
+            Xn = amp * np.exp(1j * np.angle(X + step[:, None] * G))
+            fn = f(Xn)
+            acc = ok0 & feas(Xn) & (fn > fx)
+            X[acc], fx[acc] = Xn[acc], fn[acc]
+            step = np.where(acc, step * 1.5, step * 0.5)
+            if np.all(step < 1e-12 * amp):
+                break
+        return X
+
+    # ------------------------------------------------------------------------------------------
+    def _setup_solver(self, layers, check_every, net) -> None:
+        from ..paper_a.detect.methods import get_net
+        from ..paper_a.detect.unfolded import DEFAULT_INIT, LITE_CFG
+        from ..paper_a.unfold import ConstantParams
+        if isinstance(net, str) and net == "auto":
+            net = get_net(self.scn, required=False)
+        if net is not None:                          # a private copy in the polish dtype (the cached net is shared)
+            import copy
+            net = copy.deepcopy(net).to(device=self.device, dtype=self.dtype)
+        self.net = net
+        if net is not None:
+            self.cfg = dataclasses.replace(net.cfg, update_phi=False)
+            self.params = None
+            self.engine_name = "unfolded network x-block (shipped weights)"
+        else:
+            self.cfg = dataclasses.replace(LITE_CFG, update_phi=False)
+            self.params = ConstantParams(**DEFAULT_INIT)
+            self.engine_name = "classical ADMM-ALM x-block"
+        T = self.cfg.T if layers is None else int(layers)
+        if T < 0:
+            raise IsacError(f"layers: expected an integer >= 0, got {layers}")
+        self.layers = min(T, self.cfg.T) if net is not None else T
+        self.check_every = max(1, int(check_every))
+
+    # ------------------------------------------------------------------------------------------
+    def _codes(self, idx_or_sym) -> np.ndarray:
+        """Tuple index Σ_k i_k Ω^k of symbols (..., K) (indices or PSK points)."""
+        i = symbol_indices(idx_or_sym, self.order)
+        return i @ (self.order ** np.arange(self.K))
+
+    def start_waveforms(self, idx: np.ndarray) -> np.ndarray:
+        """Codebook start X⁰ (B, M, L) complex128 of symbol indices idx (B, K, L), and the codes (B, L)."""
+        code = np.tensordot(self.order ** np.arange(self.K), idx, axes=([0], [1]))   # (B, L)
+        return np.transpose(self.codebook[code], (0, 2, 1)), code
+
+    def _problem(self, Sc_np):
+        """The base problem expanded to B frames (views), with the frames' symbols and the CI safety factor."""
+        from ..paper_a.unfold import DetectProblem
+        b = self._base
+        B = Sc_np.shape[0]
+        cdt = b.A0.dtype
+        ex = lambda t: t.expand((B,) + tuple(t.shape[1:]))
+        s = 1.0 / (1.0 + self._ci_safety)
+        return DetectProblem(self.scn, ex(b.A0), ex(b.Ar), ex(b.Ga), ex(b.B0), ex(b.Br), ex(b.Gb),
+                             ex(b.Hk) * s, ex(b.Hrk) * s, ex(b.Gu),
+                             torch.as_tensor(Sc_np, dtype=cdt, device=self.device),
+                             torch.ones(B, dtype=self.dtype, device=self.device),
+                             torch.ones(B, dtype=self.dtype, device=self.device), b.bins,
+                             b.idx_r, b.ok_r, b.idx_l, b.ok_l)
+
+    def design(self, S) -> FrameDesigns:
+        """Waveforms for a batch of symbol frames S (B, K, L) (complex PSK symbols or indices) or (K, L)."""
+        from ..paper_a.unfold import AdmmState, CIConstraint, SinrObjective, admm_layer
+        t0 = time.perf_counter()
+        idx = symbol_indices(S, self.order)
+        if idx.ndim == 2:
+            idx = idx[None]
+        if idx.ndim != 3 or idx.shape[1:] != (self.K, self.L):
+            raise IsacError(f"symbols: expected shape (B, {self.K}, {self.L}), got {tuple(np.shape(S))}")
+        B = idx.shape[0]
+        Ssym = psk_constellation(self.order)[idx]                                    # (B, K, L)
+        X0, _ = self.start_waveforms(idx)
+        sinr0 = self.sinr(X0)
+        best_X, best_s = X0.copy(), sinr0.copy()
+        best_fb = np.zeros(B, np.int64)
+        amp = self.scn.amp
+        if self.codebook_radar is not None:        # the radar-aware lookup is a candidate of its own
+            code = np.tensordot(self.order ** np.arange(self.K), idx, axes=([0], [1]))
+            Xr = np.transpose(self.codebook_radar[code], (0, 2, 1))
+            sr = self.sinr(Xr)
+            better = sr > best_s
+            best_X[better], best_s[better] = Xr[better], sr[better]
+        if self.layers > 0:
+            prob = self._problem(np.conj(Ssym))
+            cdt = prob.A0.dtype
+            u0 = torch.as_tensor(X0 / amp, dtype=cdt, device=self.device)
+            phi0 = torch.as_tensor(self.phi, dtype=cdt, device=self.device).expand(B, -1)
+            with torch.no_grad():
+                prob.set_scale(u0, phi0)
+                obj, cons = SinrObjective(prob), CIConstraint(prob)
+                st = AdmmState.start(u0, phi0, obj.value(u0, phi0), self.K, self.L)
+                for t in range(self.layers):
+                    if self.net is not None:
+                        st = self.net(st, obj, cons, cfg=self.cfg, layers=range(t, t + 1))
+                    else:
+                        st = admm_layer(st, t, obj, cons, self.params, self.cfg)
+                    if (t + 1) % self.check_every == 0 or t + 1 == self.layers:
+                        # best feasible iterate: certify in float64 (CM, per-slot repair), keep if better
+                        Xc, fb = self._certify(st.x.detach().cpu().to(torch.complex128).numpy() * amp, X0, Ssym)
+                        sc = self.sinr(Xc)
+                        better = sc > best_s
+                        best_X[better], best_s[better], best_fb[better] = Xc[better], sc[better], fb[better]
+        marg = self._margins(best_X, Ssym).min(axis=(1, 2))
+        cm = np.abs(np.abs(best_X) - amp).max(axis=(1, 2)) <= 1e-6 * amp
+        from ..contract import CI_TOL
+        ok = cm & (marg >= 1.0 - CI_TOL)
+        return FrameDesigns(X=best_X, S=Ssym, sinr=best_s, sinr_start=sinr0, min_margin=marg,
+                            fallback_slots=best_fb, ok=ok, seconds=time.perf_counter() - t0)
+
+    def _certify(self, X, X0, S, n_bisect: int = 24):
+        """CM projection of X (B, M, L), then every slot whose CI constraints fail (float64) is moved towards
+        its codebook start: x_l ← CM((1 − α)x_l + α x⁰_l) with the smallest feasible α (bisection, only the
+        failing slots; the repair of :func:`isac_opt.paper_a.unfold.repair_ci`, in float64); a slot still
+        failing takes x⁰_l. Returns (X certified, slots touched per frame)."""
+        amp = self.scn.amp
+        X = project_cm(X, amp, X0)
+        bad = self._margins(X, S).min(axis=1) < 1.0                                  # (B, L)
+        if not bad.any():
+            return X, np.zeros(X.shape[0], np.int64)
+        bi, li = np.nonzero(bad)
+        x, x0 = X[bi, :, li], X0[bi, :, li]                                          # (n, M)
+        R = self._rows[self._codes(S[bi, :, li])]                                    # (n, 2K, M)
+
+        def feas(al):
+            xm = (1 - al[:, None]) * x + al[:, None] * x0
+            mag = np.abs(xm)
+            xm = np.where(mag > 0, amp * xm / np.where(mag > 0, mag, 1.0), x0)     # CM, x⁰'s phase at 0
+            return xm, (R * xm[:, None, :]).sum(axis=2).real.min(axis=1) >= 1.0
+
+        lo, hi = np.zeros(len(bi)), np.ones(len(bi))
+        for _ in range(n_bisect):
+            mid = 0.5 * (lo + hi)
+            _, f = feas(mid)
+            hi, lo = np.where(f, mid, hi), np.where(f, lo, mid)
+        xm, f = feas(hi)
+        # the slot-level check above is the linear form of the margins; the final word is ci_margins
+        f &= (ci_margins(xm @ self.Htil.T, S[bi, :, li], self.order) / self.gamma[None, :]).min(axis=1) >= 1.0
+        X[bi, :, li] = np.where(f[:, None], xm, x0)
+        return X, np.bincount(bi, minlength=X.shape[0]).astype(np.int64)
+
+    # ------------------------------------------------------------------------------------------
+    def _margins(self, X, S) -> np.ndarray:
+        """m_{k,l}/γ_k (B, K, L), float64 [spec A.3]."""
+        Z = self.Htil @ X                                                          # (B, K, L)
+        return ci_margins(Z, S, self.order) / self.gamma[None, :, None]
+
+    def _echo_parts(self, X):
+        """Target echo s (B, ML), clutter columns U = [ξ_q c_q] (B, ML, Q), float64/complex128 numpy."""
+        from ..paper_a.channels import legs
+        scn = self.scn
+        a, b = legs(self.ch, self.phi, scn.ris_leg_model)                          # (Q+1, M)
+        bins = (scn.target_bin,) + tuple(scn.clutter_bins)
+        X = np.asarray(X, dtype=np.complex128)
+        B = X.shape[0]
+        cols = []
+        for i, d in enumerate(bins):
+            t = b[i] @ X                                                            # (B, L)
+            t = np.concatenate([np.zeros((B, d), complex), t[:, :self.L - d]], axis=1) if d else t
+            e = a[i][None, :, None] * t[:, None, :]                                # (B, M, L)
+            cols.append(np.transpose(e, (0, 2, 1)).reshape(B, -1))                # vec, antenna fastest
+        xi = np.sqrt(np.asarray(scn.xi_q_sq, dtype=np.float64))
+        U = np.stack([xi[q] * cols[q + 1] for q in range(scn.Q)], axis=2) if scn.Q else np.zeros((B, cols[0].shape[1], 0))
+        return cols[0], U
+
+    def _cinv(self, s, U):
+        nz = self.scn.noise_radar_w
+        Q = U.shape[2]
+        if Q == 0:
+            return s / nz
+        Uh = np.conj(np.swapaxes(U, 1, 2))                                          # (B, Q, ML)
+        core = nz * np.eye(Q) + Uh @ U
+        Us = Uh @ s[..., None]
+        return (s - (U @ np.linalg.solve(core, Us))[..., 0]) / nz
+
+    def sinr(self, X) -> np.ndarray:
+        """MVDR SINR* = ξ0² sᴴC⁻¹s (linear) per frame, X (B, M, L); float64, Woodbury [spec A.4 (20)]."""
+        s, U = self._echo_parts(X)
+        return self.scn.xi0_sq * np.real(np.sum(s.conj() * self._cinv(s, U), axis=1))
+
+    def mvdr_filters(self, X) -> np.ndarray:
+        """Per-frame MVDR filters w = C⁻¹s/(sᴴC⁻¹s), complex128 (B, M·L), wᴴs = 1 [spec A.4 (20), Woodbury]."""
+        s, U = self._echo_parts(X)
+        m = self._cinv(s, U)
+        return m / np.sum(s.conj() * m, axis=1)[:, None]
+
+    def info(self) -> dict:
+        return {"engine": self.engine_name, "layers": self.layers, "dtype": str(self.dtype).replace("torch.", ""),
+                "device": str(self.device), "tuples": self.n_tuples,
+                "codebook_feasible": int(self.codebook_ok.sum()),
+                "codebook_min_margin": float(self.codebook_margin.min()),
+                "codebook_seconds": self.codebook_seconds}
