@@ -167,6 +167,8 @@ def run_bench(args) -> tuple[dict, dict, object, object]:
                       ris=ris_for_channel, user_noise_offset_db=args.user_noise_db, record=record, **cal_kw,
                       **fe_kw)
     tb.det.core.set_phi(phi_applied)        # ε0 of the state really applied
+    from blocks._record import utc_iso
+    start_utc = utc_iso()                   # capture start (SigMF core:datetime), before the streams run
     t = time.perf_counter()
     tb.run()
     elapsed = time.perf_counter() - t
@@ -179,13 +181,12 @@ def run_bench(args) -> tuple[dict, dict, object, object]:
                samples_per_s=(args.frames * F * d.scenario.M) / elapsed if elapsed > 0 else float("nan"))
     rep.update(cal_rep)
     if record is not None:
-        from blocks._record import write_sigmf_meta
-        extra = {"design_hash": rep["design_hash"], "design_file": str(design_path), "method": d.method,
-                 "seed": args.seed, "scenario": d.scenario.to_dict(), "ris_state": ris_state,
-                 "ris_coefficients": phi_applied, "frame_len": F, "frames": args.frames,
-                 "software_version": __version__, "target_schedule": "alternate (even frames)"}
-        rep["sigmf"] = [write_sigmf_meta(record[0], d.scenario.M, "radar receive streams (units of xi_z)", extra),
-                        write_sigmf_meta(record[1], d.scenario.K, "user receive streams (units of sigma_k)", extra)]
+        from blocks._record import finish_recording
+        extra = {"method": d.method, "seed": args.seed, "scenario": d.scenario.to_dict(), "ris_state": ris_state,
+                 "ris_coefficients": phi_applied, "software_version": __version__}
+        rep["sigmf"] = finish_recording(record, design=d, design_path=design_path, work=work, frames=args.frames,
+                                        frame_len=F, det=det, backend=args.backend, fs_hz=args.fs_hz,
+                                        lo_hz=args.lo_hz, start_utc=start_utc, extra=extra)
     return rep, det, tb.rx.core, d
 
 
