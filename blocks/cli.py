@@ -41,6 +41,13 @@ def add_parser(subparsers):
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--uri", default="ip:192.168.2.1", help="Pluto URI (backend pluto)")
     p.add_argument("--dev-args", default="", help="UHD device args (backend uhd)")
+    p.add_argument("--clock-source", default="", choices=["", "internal", "external", "gpsdo"],
+                   help="uhd: 10 MHz reference of every motherboard [device default]")
+    p.add_argument("--time-source", default="", choices=["", "internal", "external", "gpsdo"],
+                   help="uhd: PPS source of every motherboard [device default]")
+    p.add_argument("--sync", default="auto", choices=["auto", "pc_clock", "pps", "unknown_pps"],
+                   help="uhd: how the device time is set on all motherboards [auto: pps if --time-source "
+                        "external/gpsdo, else the host clock]")
     c = p.add_argument_group("calibration (docs/calibration.md, 'Using calibrations')")
     c.add_argument("--tx-cal", default=None, metavar="FILE",
                    help="TX ChainCal file (calibrate chains --side tx): the source pre-distorts the chains")
@@ -162,6 +169,8 @@ def run_bench(args) -> tuple[dict, dict, object, object]:
     record = (work / "radar.sigmf-data", work / "users.sigmf-data") if args.record else None
     fe_kw = {"uri": args.uri, "dev_args": args.dev_args, "samp_rate": args.fs_hz, "center_freq": args.lo_hz} \
         if args.backend != "sim" else {}
+    if args.backend == "uhd":
+        fe_kw.update(clock_source=args.clock_source, time_source=args.time_source, sync=args.sync)
     cal_kw, cal_rep = _calibration_setup(args, d, work)
     tb = sim_pipeline(str(design_path), args.frames, seed=args.seed, pfa=args.pfa, backend=args.backend,
                       ris=ris_for_channel, user_noise_offset_db=args.user_noise_db, record=record, **cal_kw,
@@ -180,6 +189,8 @@ def run_bench(args) -> tuple[dict, dict, object, object]:
                design_hash=file_hash(design_path), flowgraph_s=elapsed,
                samples_per_s=(args.frames * F * d.scenario.M) / elapsed if elapsed > 0 else float("nan"))
     rep.update(cal_rep)
+    if getattr(tb.fe, "start_report", None):
+        rep["uhd_start"] = tb.fe.start_report      # motherboards, sync, sources, start margin [s]
     if record is not None:
         from blocks._record import finish_recording
         extra = {"method": d.method, "seed": args.seed, "scenario": d.scenario.to_dict(), "ris_state": ris_state,
