@@ -90,3 +90,21 @@ def test_pfa_callback_changes_the_threshold():
     assert det.core.pfa == 1e-2
     with pytest.raises(ValueError):
         det.set_pfa(1.5)
+
+
+def test_bench_scenario_fits_one_2x2_radio_and_its_flowgraphs():
+    """grc/scenarios/bench_2x2.toml: M = 2, a small RIS, K <= 2; the Pluto and B210 flowgraphs use the same
+    sizes; the multi-radio flowgraph keeps M = 6 with a shared reference."""
+    from isac_opt.config import load_scenario
+    scn = load_scenario(str(ROOT / "grc" / "scenarios" / "bench_2x2.toml"))
+    assert scn.M == 2 and scn.K <= 2 and scn.N <= 16
+
+    def var(fg, name):
+        d = yaml.safe_load((ROOT / "grc" / "flowgraphs" / fg).read_text())
+        return next(b for b in d["blocks"] if b["name"] == name)["parameters"]
+
+    for fg in ("risisac_bench_pluto.grc", "risisac_bench_usrp_2x2.grc"):
+        assert int(var(fg, "M")["value"]) == scn.M and int(var(fg, "K")["value"]) == scn.K
+    assert int(var("risisac_bench_usrp.grc", "M")["value"]) == 6
+    fe = var("risisac_bench_usrp.grc", "fe")
+    assert fe["clock_source"] == "'external'" and fe["time_source"] == "'external'" and fe["sync"] == "'pps'"
