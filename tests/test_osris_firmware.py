@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
 
 from ris_driver import BoardSpec, Pattern, open_ris
 from ris_driver.campaign import run_campaign
 from ris_driver.firmware import Faults, SimulatedBoard
-from tests.ris_fixtures import pty_device, simulated_board, unique_name, no_leaked_threads  # noqa: F401
+from tests.ris_fixtures import pty_device, unique_name, no_leaked_threads  # noqa: F401
 
 BOARD = BoardSpec.open_source_ris()
 T0 = 1000.0                                             # a board clock far from any real monotonic time

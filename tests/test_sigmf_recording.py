@@ -50,7 +50,6 @@ def test_run_record_is_valid_sigmf_with_one_annotation_per_frame(design_file, tm
     t_after = time.time()
     rep = json.loads(capsys.readouterr().out)
     d = load_design(design_file)
-    F = 22 if d.scenario.L == 20 else None
     for name, nch in (("radar", d.scenario.M), ("users", d.scenario.K)):
         s = sigmffile.fromfile(str(rec / name))
         s.validate()                                                   # the sigmf package's own schema check
