@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench clean-venv
+.PHONY: setup test demo bench grc clean-venv
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
@@ -20,6 +20,10 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/run_all.py
+
+# register grc/ in ~/.gnuradio/config.conf and make `blocks` importable by the Python GRC runs
+grc: setup
+	$(PY) -m blocks.grc_install
 
 clean-venv:
 	rm -rf $(VENV)

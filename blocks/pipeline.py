@@ -1,7 +1,7 @@
 """The simulated headless bench pipeline as a Python top block (the same blocks as
 ``grc/flowgraphs/risisac_headless_sim.grc``): slp_source → [front end] → stap_detector + user_receiver.
 
-Used by ``isac-testbed run`` (:mod:`blocks.cli`), the tests and the benchmark.
+Used by ``isac-testbed run`` (:mod:`isac_testbed.run`), the tests and the benchmark.
 """
 from __future__ import annotations
 

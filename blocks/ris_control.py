@@ -49,6 +49,11 @@ class ris_control(gr.basic_block):
         self._q.put((self._seq, cmd))
         return self._seq
 
+    def set_initial(self, cmd) -> None:
+        """GRC callback of the 'initial' (state) parameter: command the new state when it changes."""
+        if str(cmd):
+            self.command(str(cmd))
+
     def wait_idle(self, timeout_s: float = 5.0) -> bool:
         """Block (outside the scheduler) until every queued command is handled."""
         t_end = time.monotonic() + timeout_s

@@ -138,6 +138,11 @@ class slp_source(gr.sync_block):
         if self.tx_corr is not None:
             self._stack = self.tx_corr.correct_frames(self._stack).astype(np.complex64)
 
+    def set_design(self, design: str) -> None:
+        """GRC callback: switch to ``design`` (path, or ';'-separated paths) at the next frame boundary,
+        as a 'design' message would (same checks; a bad file is logged and ignored)."""
+        self._on_design(pmt.to_pmt(str(design)))
+
     def _on_design(self, msg):
         v = pmt.to_python(msg)
         path = v.get("path") if isinstance(v, dict) else v

@@ -55,6 +55,12 @@ class stap_detector(gr.basic_block):
         self.set_msg_handler(pmt.intern("ris"), self._on_ris)
         self.set_tag_propagation_policy(gr.TPP_DONT)
 
+    def set_pfa(self, pfa: float) -> None:
+        """GRC callback: new false-alarm probability (threshold -ln(pfa)) from the next frame on."""
+        if not 0 < float(pfa) < 1:
+            raise ValueError(f"stap_detector: pfa must be in (0, 1), got {pfa!r}")
+        self.core.pfa = float(pfa)
+
     def _on_ris(self, msg):
         v = pmt.to_python(msg)
         if isinstance(v, dict) and v.get("ok", True) and v.get("coefficients") is not None:

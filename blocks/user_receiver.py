@@ -27,6 +27,10 @@ class user_receiver(gr.sync_block):
         self._next = self.report_every
         self.message_port_register_out(pmt.intern("stats"))
 
+    def set_report_every(self, n: int) -> None:
+        """GRC callback: status period [frames]."""
+        self.report_every = int(n)
+
     def work(self, input_items, output_items):
         n = len(input_items[0])
         t0 = self.nitems_read(0)

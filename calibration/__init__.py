@@ -2,7 +2,7 @@
 
 Estimators (numpy/scipy only): :class:`ChainCal`, :class:`DirectChannelCal`, :class:`RisCascadeCal`,
 :class:`RisStateCal`, :class:`ClutterCovCal`; files: :func:`make_key`, ``Calibration.load``;
-simulated bench: :mod:`calibration.sim_bench`; command: :mod:`calibration.cli`; using the files on the bench
+simulated bench: :mod:`calibration.sim_bench`; command: :mod:`isac_testbed.calibrate`; using the files on the bench
 (TX/RX corrections, key checks, estimated paper-A channels): :mod:`calibration.use`. See ``docs/calibration.md``.
 """
 from .base import Calibration

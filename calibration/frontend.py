@@ -50,7 +50,14 @@ class FrontEnd(Protocol):
 
 
 class PlutoFrontEnd:
-    """AD936x through pyadi-iio (``adi.ad9361``, 2 TX + 2 RX; Pluto rev C/D with the 2R2T firmware setting).
+    """AD936x through pyadi-iio (``adi.ad9361``): a stock Pluto (1R1T, AD9363), a Pluto rev C/D switched to
+    2R2T (``fw_setenv mode 2r2t``), an FMComms2/3 or ADRV9361 (2R2T).
+
+    Only the chains in use are touched: with ``n_tx = n_rx = 1`` no ``*_chan1`` attribute is written, so a
+    stock Pluto (whose ``ad9361-phy`` has no ``voltage1`` channel) works. The chains the context really has
+    are counted from the RX ADC / TX DAC scan elements (I and Q per chain) before anything is written, and
+    asking for more gives one line naming the fix. Checked against the real libiio XML contexts of a stock
+    Pluto and an FMComms2/3 (tests/test_iio_contexts.py).
 
     Sample scaling: TX full scale 2**14 (``tx_scale`` of it used), RX full scale 2**11.
     """
@@ -60,7 +67,7 @@ class PlutoFrontEnd:
     def __init__(self, uri: str, *, lo_hz: float, fs_hz: float, n_tx: int = 2, n_rx: int = 2,
                  rx_gain_db: float = 30.0, tx_atten_db: float = -10.0, tx_scale: float = 0.5, flush: int = 4):
         if not (1 <= n_tx <= 2 and 1 <= n_rx <= 2):
-            raise HardwareUnavailable(f"AD936x has 2 TX and 2 RX chains; asked for {n_tx} TX and {n_rx} RX")
+            raise HardwareUnavailable(f"AD936x has at most 2 TX and 2 RX chains; asked for {n_tx} TX and {n_rx} RX")
         self.uri, self.lo_hz, self.fs_hz = uri, float(lo_hz), float(fs_hz)
         self.n_tx, self.n_rx, self.tx_scale, self.flush = int(n_tx), int(n_rx), float(tx_scale), int(flush)
         self._rx_gain, self._tx_atten = float(rx_gain_db), float(tx_atten_db)
@@ -69,15 +76,23 @@ class PlutoFrontEnd:
             self.sdr = adi.ad9361(uri=uri)
         except Exception as exc:  # noqa: BLE001 - any driver failure means "not there"
             raise HardwareUnavailable(f"cannot open the AD936x at {uri!r}: {exc}") from None
+        have_rx, have_tx = iio_chains(self.sdr)
+        if self.n_rx > have_rx or self.n_tx > have_tx:
+            raise HardwareUnavailable(
+                f"the AD936x at {uri!r} exposes {have_rx} RX / {have_tx} TX chain(s), asked for {self.n_rx} RX / "
+                f"{self.n_tx} TX; a stock Pluto is 1R1T: use --n-rx 1 --n-tx 1, or switch a rev C/D Pluto to 2R2T "
+                "(fw_setenv attr_name compatible; fw_setenv attr_val ad9361; fw_setenv mode 2r2t; reboot)")
         try:
             s = self.sdr
             s.sample_rate = int(fs_hz)
             s.rx_lo = s.tx_lo = int(lo_hz)
             s.rx_enabled_channels = list(range(self.n_rx))
             s.tx_enabled_channels = list(range(self.n_tx))
-            s.gain_control_mode_chan0 = s.gain_control_mode_chan1 = "manual"
-            s.rx_hardwaregain_chan0 = s.rx_hardwaregain_chan1 = self._rx_gain
-            s.tx_hardwaregain_chan0 = s.tx_hardwaregain_chan1 = self._tx_atten
+            for ch in range(self.n_rx):                      # chan1 only when the second chain is in use
+                setattr(s, f"gain_control_mode_chan{ch}", "manual")
+                setattr(s, f"rx_hardwaregain_chan{ch}", self._rx_gain)
+            for ch in range(self.n_tx):
+                setattr(s, f"tx_hardwaregain_chan{ch}", self._tx_atten)
             s.tx_cyclic_buffer = True
         except Exception as exc:  # noqa: BLE001
             raise HardwareUnavailable(f"AD936x set-up failed at {uri!r}: {exc}") from None
@@ -208,6 +223,16 @@ class UhdFrontEnd:
             self.tb.wait()
         except Exception:  # noqa: BLE001
             pass
+
+
+def iio_chains(sdr) -> tuple[int, int]:
+    """(RX chains, TX chains) of a pyadi-iio AD936x object: I/Q scan elements of its ADC and DAC halved."""
+    def count(dev, output):
+        try:
+            return sum(1 for c in dev.channels if c.scan_element and c.output == output) // 2
+        except Exception:  # noqa: BLE001 - a stand-in object without an iio device: trust the request
+            return 2
+    return count(getattr(sdr, "_rxadc", None), False), count(getattr(sdr, "_txdac", None), True)
 
 
 def make_cyclic_tx(n_tx: int):

@@ -42,7 +42,7 @@ def write_recording(directory, name: str, samples: np.ndarray, *, sample_rate: f
     if x.ndim != 2:
         raise CalibrationError("samples", "shape (n_samples, n_channels)", f"shape {x.shape}")
     data_path = d / f"{name}.sigmf-data"
-    x.astype(np.complex64).tofile(data_path)
+    x.astype("<c8").tofile(data_path)                   # explicit little-endian: what cf32_le promises
     gi = {"core:datatype": "cf32_le", "core:sample_rate": float(sample_rate), "core:num_channels": int(x.shape[1]),
           "core:description": description or f"ris-isac-testbed calibration measurement {name}",
           "core:recorder": "ris-isac-testbed calibration",

@@ -68,9 +68,50 @@ class Target:
         return resolve(self.entry)(*args, **kw)
 
 
-METHODS: dict[tuple[str, str], Method] = {}
-REPRODUCE: dict[str, Target] = {}
-TRAINERS: dict[str, Target] = {}
+class _Catalogued(dict):
+    """A registry table that reads the catalogues on first use (so ``METHODS[("paper-a", "init")]`` works
+    without an explicit :func:`load_catalogs`)."""
+
+    def _ready(self):
+        if not _loaded:
+            load_catalogs()
+
+    def __getitem__(self, k):
+        self._ready()
+        return super().__getitem__(k)
+
+    def __contains__(self, k):
+        self._ready()
+        return super().__contains__(k)
+
+    def __iter__(self):
+        self._ready()
+        return super().__iter__()
+
+    def __len__(self):
+        self._ready()
+        return super().__len__()
+
+    def get(self, k, default=None):
+        self._ready()
+        return super().get(k, default)
+
+    def keys(self):
+        self._ready()
+        return super().keys()
+
+    def values(self):
+        self._ready()
+        return super().values()
+
+    def items(self):
+        self._ready()
+        return super().items()
+
+
+METHODS: dict[tuple[str, str], Method] = _Catalogued()
+REPRODUCE: dict[str, Target] = _Catalogued()
+TRAINERS: dict[str, Target] = _Catalogued()
 _loaded = False
 
 
@@ -79,6 +120,7 @@ def load_catalogs() -> None:
     global _loaded
     if _loaded:
         return
+    _loaded = True        # set first: the tables' own reads below must not recurse
     for mod in CATALOGS:
         cat = importlib.import_module(mod)
         for m in getattr(cat, "METHODS", ()):
@@ -87,7 +129,6 @@ def load_catalogs() -> None:
             REPRODUCE[t.name] = t
         for t in getattr(cat, "TRAINERS", ()):
             TRAINERS[t.name] = t
-    _loaded = True
 
 
 def methods_for(kind: str) -> list[Method]:

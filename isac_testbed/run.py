@@ -49,6 +49,13 @@ def add_parser(subparsers):
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--uri", default="ip:192.168.2.1", help="Pluto URI (backend pluto)")
     p.add_argument("--dev-args", default="", help="UHD device args (backend uhd)")
+    p.add_argument("--clock-source", default="", choices=["", "internal", "external", "gpsdo"],
+                   help="uhd: 10 MHz reference of every motherboard [device default]")
+    p.add_argument("--time-source", default="", choices=["", "internal", "external", "gpsdo"],
+                   help="uhd: PPS source of every motherboard [device default]")
+    p.add_argument("--sync", default="auto", choices=["auto", "pc_clock", "pps", "unknown_pps"],
+                   help="uhd: how the device time is set on all motherboards [auto: pps if --time-source "
+                        "external/gpsdo, else the host clock]")
     c = p.add_argument_group("calibration (docs/calibration.md, 'Using calibrations')")
     c.add_argument("--tx-cal", default=None, metavar="FILE",
                    help="TX ChainCal file (calibrate chains --side tx): the source pre-distorts the chains")
@@ -176,6 +183,8 @@ def run_bench(args, work: Path | None = None, stopper=None) -> tuple[dict, dict,
     record = (work / "radar.sigmf-data", work / "users.sigmf-data") if args.record else None
     fe_kw = {"uri": args.uri, "dev_args": args.dev_args, "samp_rate": args.fs_hz, "center_freq": args.lo_hz} \
         if args.backend != "sim" else {}
+    if args.backend == "uhd":
+        fe_kw.update(clock_source=args.clock_source, time_source=args.time_source, sync=args.sync)
     cal_kw, cal_rep = _calibration_setup(args, d, work)
     tb = sim_pipeline(str(design_path), args.frames, seed=args.seed, pfa=args.pfa, backend=args.backend,
                       ris=ris_for_channel, user_noise_offset_db=args.user_noise_db, record=record, **cal_kw,
@@ -183,6 +192,8 @@ def run_bench(args, work: Path | None = None, stopper=None) -> tuple[dict, dict,
     tb.det.core.set_phi(phi_applied)        # ε0 of the state really applied
     if stopper is not None:
         stopper.attach(tb)
+    from blocks._record import utc_iso
+    start_utc = utc_iso()                   # capture start (SigMF core:datetime), before the streams run
     t = time.perf_counter()
     tb.run()
     elapsed = time.perf_counter() - t
@@ -206,15 +217,16 @@ def run_bench(args, work: Path | None = None, stopper=None) -> tuple[dict, dict,
     if interrupted:
         rep["signal"] = stopper.name
     rep.update(cal_rep)
+    if getattr(tb.fe, "start_report", None):
+        rep["uhd_start"] = tb.fe.start_report      # motherboards, sync, sources, start margin [s]
     if record is not None:
-        from blocks._record import write_sigmf_meta
-        extra = {"design_hash": rep["design_hash"], "design_file": str(design_path), "method": d.method,
-                 "seed": args.seed, "scenario": d.scenario.to_dict(), "ris_state": ris_state,
-                 "ris_coefficients": phi_applied, "frame_len": F, "frames": done,
-                 "frames_requested": int(args.frames), "interrupted": bool(interrupted),
-                 "software_version": __version__, "target_schedule": "alternate (even frames)"}
-        rep["sigmf"] = [write_sigmf_meta(record[0], d.scenario.M, "radar receive streams (units of xi_z)", extra),
-                        write_sigmf_meta(record[1], d.scenario.K, "user receive streams (units of sigma_k)", extra)]
+        from blocks._record import finish_recording
+        extra = {"method": d.method, "seed": args.seed, "scenario": d.scenario.to_dict(), "ris_state": ris_state,
+                 "ris_coefficients": phi_applied, "software_version": __version__,
+                 "frames_requested": int(args.frames), "interrupted": bool(interrupted)}
+        rep["sigmf"] = finish_recording(record, design=d, design_path=design_path, work=work, frames=done,
+                                        frame_len=F, det=det, backend=args.backend, fs_hz=args.fs_hz,
+                                        lo_hz=args.lo_hz, start_utc=start_utc, extra=extra)
     return rep, det, tb.rx.core, d
 
 

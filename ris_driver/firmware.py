@@ -3,6 +3,20 @@
 :class:`SimulatedBoard` speaks either our ``ris1`` protocol (``frames.py``, double-buffered:
 ``SETP``/``SETA`` stage, ``APPLY`` commits atomically) or the OpenSourceRIS command set (``osris``:
 ``!0x<hex>`` sets and latches at once, ``?Pattern`` reads back, malformed input gets no reply).
+
+The ``osris`` model follows the OpenSourceRIS firmware 1.1 (``Software/uC Firmware/main.c``) character by
+character, at the UART's 115200 baud (one byte every ``osris_char_s`` after the write time): the receive
+ISR upper-cases, starts a command on ``!`` / a request on ``?`` only while every flag is clear, queues
+``0-9 A-Z - =`` (commands) or letters (requests), completes on LF, and on ANY other byte (a CR, a
+``!``/``?`` while a line is pending or being answered, punctuation) empties the FIFO and clears the flags:
+so a CRLF line is lost, and a start character that arrives before the main loop has cleared the flags of
+the previous line (after sending its reply) is lost with it - and the previous line too if the main loop
+had not yet dequeued it (``osris_pickup_s`` after its LF). The main loop dispatches on the FIFO length
+(67 pattern, 14 ``BT-KEY=dddddd``, 6 ``RESET``; requests 5 ``VEXT``, 8 ``PATTERN``, 9 ``SERIALNO``).
+Replies: ``#OK``, ``#0X<hex>``, ``#dd.dd V``, ``#SerNo: xyz`` (3 characters), ``!BT-Key`` answers
+``#OK``/``#ERROR`` after ``bt_key_s`` (the firmware talks to the BT module with 200 ms / 1 s UART
+timeouts; the README: "may take several seconds"), ``!Reset`` reboots silently and prints the banner
+(``Firmware version: 1.1`` ... ``#READY!``).
 Transports drive it: :meth:`SimulatedBoard.receive` takes host bytes, :meth:`SimulatedBoard.poll_output`
 returns the bytes due for the host at a given (monotonic) time. The pty simulator and the in-process
 ``sim://`` transport in ``sim.py`` are thin loops around these two calls.
@@ -79,7 +93,9 @@ class SimulatedBoard:
         Source of every random fault decision (default ``np.random.default_rng(0)``).
     """
 
-    def __init__(self, board: BoardSpec, protocol: str = "ris1", *, firmware: str = "1.0.0",
+    OSRIS_FIFO = 128                     # uartRxFifo_USB->maxLength
+
+    def __init__(self, board: BoardSpec, protocol: str = "ris1", *, firmware: str | None = None,
                  serial: str = "SIM-0001", faults: Faults | None = None,
                  rng: np.random.Generator | None = None, name: str = "sim"):
         if protocol not in ("ris1", "osris"):
@@ -88,8 +104,20 @@ class SimulatedBoard:
             raise ValueError("protocol 'osris': expected a 1-bit board without amplifier field")
         self.board = board
         self.protocol = protocol
-        self.firmware = firmware
+        self.firmware = firmware or ("1.1" if protocol == "osris" else "1.0.0")
         self.serial = serial
+        # OpenSourceRIS firmware timing (see module docstring)
+        self.osris_char_s = 10.0 / 115200          # one UART byte (8N1)
+        self.osris_pickup_s = 10e-6                # LF received -> main loop dequeues the FIFO
+        self.osris_proc_s = 200e-6                 # parse + shift 256 bits + latch
+        self.bt_key_s = 1.6                        # !BT-Key: BT module command mode, 200 ms/1 s UART timeouts
+        self.bt_key_ok = True                      # False: the BT module does not confirm -> #ERROR
+        self.osris_lost = 0                        # lines the ISR threw away (CR, back-to-back, bad bytes)
+        self._o_fifo = bytearray()
+        self._o_start = None                       # b"!" / b"?" while a line is being received or answered
+        self._o_done = False
+        self._o_exec: float | None = None          # main loop dequeues at this time
+        self._o_clear: float | None = None         # main loop clears the flags (after its reply) at this time
         self.name = name
         self.faults = faults if faults is not None else Faults()
         self.rng = rng if rng is not None else np.random.default_rng(0)
@@ -119,9 +147,16 @@ class SimulatedBoard:
                 ev = fr.encode_event("BOOT", FW=self.firmware, SN=self.serial, B=self.boots) + fr.encode_event("READY")
             else:
                 b = self.board
-                ev = (f"\nOpen Source RIS\nFirmware version: {self.firmware}\nSerial no.: {self.serial}\n"
+                self._o_reset()
+                self._o_clear = None
+                ev = (f"\nOpen Source RIS\nFirmware version: {self.firmware}\nSerial no.: {self.osris_serial}\n"
                       f"Row count: {b.rows}\nColumn count: {b.cols}\n\n#READY!\n").encode("ascii")
             self._out.append((self.busy_until, ev, True))
+
+    @property
+    def osris_serial(self) -> str:
+        """The OpenSourceRIS serial number: exactly 3 characters, leading spaces (``char serialNumber``)."""
+        return self.serial[-3:].rjust(3)
 
     def reboot(self, now: float | None = None) -> None:
         """Reboot now: state lost (power-on pattern), silent for ``faults.reboot_s``, then boot events."""
@@ -164,6 +199,9 @@ class SimulatedBoard:
         """Host -> device bytes (corrupted per ``faults.corrupt``); complete lines are executed."""
         with self._lock:
             now = time.monotonic() if now is None else now
+            if self.protocol == "osris":
+                self._o_receive(self._corrupt(bytes(data)), now)
+                return
             for line in self._splitter.feed(self._corrupt(bytes(data))):
                 self._on_line(line, now)
 
@@ -171,6 +209,8 @@ class SimulatedBoard:
         """Device -> host bytes released by time ``now`` (corrupted per ``faults.corrupt``)."""
         with self._lock:
             now = time.monotonic() if now is None else now
+            if self.protocol == "osris":
+                self._o_advance(now)
             due = [o for o in self._out if o[0] <= now]
             if not due:
                 return b""
@@ -181,7 +221,10 @@ class SimulatedBoard:
     def next_release(self) -> float | None:
         """Monotonic time of the next pending output, or None."""
         with self._lock:
-            return min((o[0] for o in self._out), default=None)
+            ts = [o[0] for o in self._out]
+            if self.protocol == "osris" and self._o_exec is not None:
+                ts.append(self._o_exec)                 # the main loop's next step must be run then
+            return min(ts, default=None)
 
     def _reply(self, data: bytes, now: float) -> None:
         f = self.faults
@@ -283,35 +326,128 @@ class SimulatedBoard:
             return
         self._reply(out, now)
 
-    # -- OpenSourceRIS firmware --------------------------------------------------------------------
-    def _on_osris(self, line: bytes, now: float) -> None:
-        b = self.board
-        nhex = 2 * ((b.n + 7) // 8)
-        if len(line) > max(128, nhex + 8):
-            return                                   # FIFO overflow: cleared, no reply
-        try:
-            text = line.decode("ascii").upper()
-        except UnicodeDecodeError:
+    # -- OpenSourceRIS firmware ------------------------------------------------------------------------
+    def _o_reset(self) -> None:
+        """``resetCommandsAndFIFO_USB``: empty the FIFO, clear the flags (a pending line is lost)."""
+        if self._o_start is not None or self._o_fifo:
+            self.osris_lost += 1
+        self._o_fifo.clear()
+        self._o_start, self._o_done, self._o_exec = None, False, None
+
+    def _o_receive(self, data: bytes, now: float) -> None:
+        for i, c in enumerate(data):
+            t = now + i * self.osris_char_s
+            self._o_advance(t)
+            if t < self.busy_until or self.faults.dead:
+                continue                                 # booting (UART not yet listening) or dead
+            self._o_isr(c, t)
+
+    def _o_isr(self, c: int, t: float) -> None:
+        """``HAL_UART_RxCpltCallback`` for the USB UART."""
+        if 97 <= c <= 122:
+            c -= 32
+        if len(self._o_fifo) >= self.OSRIS_FIFO:
+            self._o_reset()
             return
-        if text.startswith("!0X") and len(text) == 3 + nhex:
-            try:
-                p = Pattern.from_hex(b, text[3:])
-            except ValueError:
-                return                               # invalid hex: silent
-            self.commits += 1
-            self._commit(p)
-            self._reply(b"#OK\n", now)
-        elif text == "?PATTERN":
+        clear = self._o_start is None and not self._o_done
+        if c == 0x21 and clear:                                   # '!'
+            self._o_start = b"!"
+        elif c == 0x3F and clear:                                 # '?'
+            self._o_start = b"?"
+        elif c == 0x0A:                                           # LF
+            if self._o_start is None:
+                self._o_reset()
+                return
+            self._o_fifo.append(c)
+            if not self._o_done:
+                self._o_done = True
+                self._o_exec = t + self.osris_pickup_s
+        elif self._o_start == b"!" and (48 <= c <= 57 or 65 <= c <= 90 or c in (0x2D, 0x3D)):
+            self._o_fifo.append(c)
+        elif self._o_start == b"?" and 65 <= c <= 90:
+            self._o_fifo.append(c)
+        else:                                                     # CR, stray '!'/'?', anything else
+            self._o_reset()
+
+    def _o_advance(self, t: float) -> None:
+        """Run the main loop up to time ``t`` (dequeue/execute a complete line; clear flags after a reply)."""
+        if self._o_exec is not None and t >= self._o_exec:
+            te, self._o_exec = self._o_exec, None
+            self._o_main(te)
+        if self._o_clear is not None and t >= self._o_clear:
+            self._o_clear = None
+            self._o_start, self._o_done = None, False
+
+    def _o_finish(self, reply: bytes | None, t: float, busy_s: float) -> None:
+        """The main loop sends ``reply`` (blocking UART transmit), then clears the flags."""
+        n = len(reply) if reply else 0
+        t_end = t + self.osris_proc_s + busy_s + n * self.osris_char_s
+        if reply:
+            self._reply(reply, t_end)
+        self._o_clear = t_end
+
+    def _o_main(self, t: float) -> None:
+        f = self.faults
+        if t < self.busy_until or f.dead:
+            return
+        self.frames_in += 1
+        if f.reboot_after >= 0:
+            if f.reboot_after == 0:
+                f.reboot_after = -1
+                self.reboot(t)
+                return
+            f.reboot_after -= 1
+        if f.reboot_every and self.frames_in % f.reboot_every == 0:
+            self.reboot(t)
+            return
+        fifo, b = self._o_fifo, self.board
+        n = len(fifo)
+        if self._o_start == b"!":
+            plen = 3 + 2 * ((b.n + 7) // 8)             # "0X" + hex + LF: 67 on the 16x16 board
+            if n >= plen:
+                body = bytes(fifo[:plen])
+                del fifo[:plen]
+                hx = body[2:-1].decode("ascii")
+                ok = body[:2] == b"0X" and body[-1:] == b"\n" and all(ch in "0123456789ABCDEF" for ch in hx)
+                try:
+                    p = Pattern.from_hex(b, hx) if ok else None
+                except ValueError:
+                    p = None
+                if p is None:
+                    self._o_reset()
+                    return
+                self.commits += 1
+                self._commit(p)
+                self._o_finish(b"#OK\n", t, 0.0)
+            elif n == 14:
+                cmd = bytes(fifo)
+                fifo.clear()
+                if cmd[:7] == b"BT-KEY=" and cmd[13:] == b"\n" and cmd[7:13].isdigit():
+                    self._o_finish(b"#OK\n" if self.bt_key_ok else b"#ERROR\n", t, self.bt_key_s)
+                else:
+                    self._o_reset()
+            elif n == 6:
+                cmd = bytes(fifo)
+                fifo.clear()
+                if cmd == b"RESET\n":
+                    self.boots += 1
+                    self._power_on(t, announce=True)         # NVIC_SystemReset: no reply, then the banner
+                else:
+                    self._o_reset()
+            else:
+                self._o_reset()
+            return
+        req = bytes(fifo)
+        fifo.clear()
+        if req == b"VEXT\n":
+            self._o_finish(b"#05.02 V\n", t, 0.0)
+        elif req == b"PATTERN\n":
             ph, _ = self._active.to_hex(b)
-            self._reply(b"#0X" + ph.encode("ascii") + b"\n", now)
-        elif text == "?VEXT":
-            self._reply(b"#05.02 V\n", now)
-        elif text.startswith("!BT-KEY=") and len(text) == 14 and text[8:].isdigit():
-            self._reply(b"#OK\n", now)
-        elif text == "!RESET":
-            self.boots += 1
-            self._power_on(now, announce=True)
-        # anything else: silence (bench notes 4.1)
+            self._o_finish(b"#0X" + ph.upper().encode("ascii") + b"\n", t, 0.0)
+        elif req == b"SERIALNO\n":
+            self._o_finish(b"#SerNo: " + self.osris_serial.encode("ascii") + b"\n", t, 0.0)
+        else:
+            self._o_reset()
 
     def __repr__(self):
         return (f"SimulatedBoard({self.name!r}, {self.protocol}, {self.board.describe()}, boots={self.boots}, "

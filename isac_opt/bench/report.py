@@ -2,7 +2,10 @@
 
 ``build_report`` turns the detector results (:meth:`DetectorCore.results`) and the user receiver state
 (:class:`ReceiverCore`) of one run into a flat JSON-able dict; ``format_text`` prints it;
-``plot_report`` draws constellations, statistic histograms under H0/H1 and the ROC into a PNG.
+``plot_report`` draws, per user, the received samples DE-ROTATED by the intended symbol (z̃ = y e^{−j∠s})
+with the CI region (m = sinΘ Re z̃ − cosΘ |Im z̃| ≥ 0, shaded) and the user's threshold line m = γ_k/σ_k
+[spec A.3], so CI feasibility shows at a glance (raw constellations of SLP look like noise); the
+detector statistic under H0/H1 on a log-density scale with the NP threshold; and the ROC.
 """
 from __future__ import annotations
 
@@ -54,7 +57,31 @@ def build_report(design, det: dict, rx, *, pfa: float = 1e-3, phi_applied=None,
         "symbols_per_user": int(tot["n_sym"][0]) if tot["n_sym"].size else 0,
         "ci_margin_designed_min": float(np.min(m_des)), "ci_margin_measured_min": float(np.min(m_meas)),
         "ci_margin_designed_mean": float(np.mean(m_des)), "ci_margin_measured_mean": float(np.mean(m_meas)),
+        "ci_threshold_sigma": ci_threshold_sigma(design),
     }
+
+
+def ci_threshold_sigma(design) -> list:
+    """Each user's CI threshold in units of its σ_k: γ_k/σ_k = sqrt(Γ_k) sinΘ [spec A.3] (K,)."""
+    scn = design.scenario
+    return [float(math.sqrt(10 ** (g / 10)) * math.sin(math.pi / scn.psk_order)) for g in scn.gamma_db]
+
+
+def derotated_points(st: dict, K: int) -> np.ndarray:
+    """Received points of one design's receiver state de-rotated by their intended symbols, (K, n) complex.
+
+    ``st["points"]`` holds whole frames flattened slot-major ((L, K) per frame), so point j is slot j mod L;
+    ``st["sym"]`` (K, L) are the PSK indices of that design (symbol s = e^{j(π/order + 2π i/order)}).
+    """
+    from .framing import symbols_from_indices
+    if st is None or not st["points"]:
+        return np.zeros((K, 0), complex)
+    pts = np.concatenate(st["points"])                                    # (n, K)
+    sym = np.asarray(st["sym"])
+    L = sym.shape[1]
+    s = symbols_from_indices(sym, int(st["order"]))                              # (K, L)
+    idx = np.arange(pts.shape[0]) % L
+    return (pts * np.conj(s[:, idx]).T).T
 
 
 def format_text(r: dict) -> str:
@@ -81,27 +108,47 @@ def format_text(r: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_report(path, r: dict, det: dict, rx) -> None:
-    """PNG: per-user constellations, statistic histograms under H0/H1, ROC (empirical and model)."""
+def plot_report(path, r: dict, det: dict, rx):
+    """PNG (see module docstring): de-rotated user samples with CI region and thresholds, log-scale detector
+    histograms with the threshold, ROC. Returns the (closed) matplotlib figure."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     st = next(iter(rx.per_design.values()), None)
     K = rx.K
     fig, ax = plt.subplots(1, K + 2, figsize=(4 * (K + 2), 4))
+    z = derotated_points(st, K)
+    th = math.pi / int(st["order"]) if st is not None else math.pi / 4
+    gam = r.get("ci_threshold_sigma") or [0.0] * K
     for k in range(K):
-        if st is not None and st["points"]:
-            pts = np.concatenate(st["points"])[:, k]
-            ax[k].plot(pts.real, pts.imag, ".", ms=2)
+        zk = z[k] if z.shape[1] else np.zeros(0, complex)
+        ext = max(float(np.percentile(np.abs(zk), 99)) if zk.size else 1.0, 2.0 * gam[k] / math.sin(th), 1.0)
+        re = np.linspace(0, 1.2 * ext, 50)
+        ax[k].fill_between(re, -re * math.tan(th), re * math.tan(th), color="g", alpha=0.12,
+                           label="CI region (m >= 0)")
+        r0 = gam[k] / math.sin(th)                                       # apex of the threshold wedge
+        rr = np.linspace(r0, 1.2 * ext, 50)
+        ax[k].plot(rr, (rr - r0) * math.tan(th), "r--", lw=1, label=f"threshold m = {gam[k]:.2f} sigma")
+        ax[k].plot(rr, -(rr - r0) * math.tan(th), "r--", lw=1)
+        if zk.size:
+            m = math.sin(th) * zk.real - math.cos(th) * np.abs(zk.imag)
+            ok = m >= gam[k]
+            ax[k].plot(zk[ok].real, zk[ok].imag, ".", ms=2, color="C0", label=f"{ok.mean():.0%} above threshold")
+            ax[k].plot(zk[~ok].real, zk[~ok].imag, ".", ms=2, color="C3")
         ax[k].axhline(0, color="k", lw=0.5); ax[k].axvline(0, color="k", lw=0.5)
-        ax[k].set_title(f"user {k} (units of sigma)"); ax[k].set_aspect("equal", "datalim")
+        ax[k].set_title(f"user {k}: de-rotated by the intended symbol (units of sigma)", fontsize=8)
+        ax[k].set_xlabel("Re z~"); ax[k].set_ylabel("Im z~"); ax[k].legend(fontsize=6, loc="lower left")
+        ax[k].set_aspect("equal", "datalim")
     t0, t1 = det["stat"][det["target"] == 0], det["stat"][det["target"] == 1]
-    hi = max(np.percentile(np.r_[t0, t1], 99.5) if t0.size + t1.size else 1.0, 1.0)
-    bins = np.linspace(0, hi, 60)
+    thr = -math.log(r["pfa"])
+    hi = max(np.percentile(np.r_[t0, t1], 99.9) if t0.size + t1.size else 1.0, 1.5 * thr)
+    bins = np.linspace(0, hi, 80)
     ax[K].hist(t0, bins, alpha=0.6, density=True, label="H0 (no target)")
     ax[K].hist(t1, bins, alpha=0.6, density=True, label="H1 (target)")
-    ax[K].axvline(-math.log(r["pfa"]), color="r", ls="--", label=f"threshold Pfa={r['pfa']:g}")
-    ax[K].set_xlabel("T / eps0"); ax[K].legend(fontsize=7); ax[K].set_title("detector statistic")
+    ax[K].set_yscale("log")                                               # the H0 tail at the threshold shows
+    ax[K].axvline(thr, color="r", ls="--", label=f"threshold -ln(Pfa), Pfa={r['pfa']:g}")
+    ax[K].set_xlabel("T / eps0"); ax[K].set_ylabel("density (log)"); ax[K].legend(fontsize=7)
+    ax[K].set_title("detector statistic")
     pfa_e, pd_e = empirical_roc(t0, t1)
     pf = np.logspace(-4, 0, 100)
     ax[K + 1].semilogx(pf, pd_from_pfa(pf, 10 ** (r["sinr_predicted_db"] / 10)), label="model Pfa^(1/(1+SINR))")
@@ -111,3 +158,4 @@ def plot_report(path, r: dict, det: dict, rx) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+    return fig
