@@ -145,10 +145,16 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """The main job: run the simulated bench pipeline (``isac-testbed run``)."""
+    """The main job: the simulated bench (``isac-testbed run``), then the live link (``isac-testbed link``)
+    carrying ``--link-bytes`` random bytes per user with a design per frame."""
     from .cli import build_parser
     Path(args.png).parent.mkdir(parents=True, exist_ok=True)
     ns = build_parser("run").parse_args(["run", "--frames", str(args.frames), "--png", args.png])
+    rc = ns.func(ns)
+    if rc or args.link_bytes <= 0:
+        return rc
+    print()
+    ns = build_parser("link").parse_args(["link", "--bytes", str(args.link_bytes)])
     return ns.func(ns)
 
 
@@ -230,4 +236,6 @@ def add_demo(sub) -> None:
     dm = sub.add_parser("demo", help="the main job: run the simulated bench end to end and report")
     dm.add_argument("--frames", type=int, default=2000, help="frames to run [default 2000]")
     dm.add_argument("--png", default="out/demo_run.png", help="figure of the bench run [default out/demo_run.png]")
+    dm.add_argument("--link-bytes", type=int, default=500,
+                    help="random bytes per user sent over the live link after the bench run (0: skip) [500]")
     dm.set_defaults(func=cmd_demo)
