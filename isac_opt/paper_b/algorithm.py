@@ -10,6 +10,11 @@ and returns a :class:`DesignResult`; :mod:`isac_opt.paper_b.design` wraps it as 
 
 Scaling: the radar model is normalised to unit receiver noise (see :mod:`.model`); the waveform enters
 the QPs as u = x / sqrt(P/N_t) so |u_i| <= 1, and every QP objective is divided by its curvature scale.
+
+Certified output (issue 12): the constant-modulus split runs in scaled form (d = mu/rho kept when rho
+grows, which fixed the rho blow-up), and with ``Options.certify`` the returned point is the best feasible
+one (:mod:`.certify`) among the start, the iterates, the final point and its CI restoration
+(:func:`restore_ci`). See :func:`design` and docs/paper_b.md.
 """
 from __future__ import annotations
 
