@@ -8,9 +8,15 @@ Measures, on the default scenario (or ``--scenario`` TOML) and one realisation:
 3. x-step solvers on identical sub-problems: first-order ADMM vs cvxpy + Clarabel (objective gap and time),
    and ``--compare-iters`` outer iterations of the whole design with each x-solver (SCNR gap in dB).
 
+4. ``--before REV`` (e.g. ``0d11eab``, the pre-issue-12 code): the same design with the code of git revision
+   REV (``git archive`` into a temporary directory, run in a subprocess) and with the current code, both
+   variants of the phi-projection, interleaved ``--repeats`` times on the same realisation (medians), so the
+   before/after comparison shares the machine's load.
+
 Prints a table with machine, dtype and threads. Run single-threaded for comparable numbers:
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/bench_paper_b.py
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_paper_b.py --before 0d11eab --repeats 3 --seed 901
 """
 from __future__ import annotations
 
@@ -28,13 +34,72 @@ def _threads() -> str:
     return ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in keys)
 
 
+_ONE = """
+import json, sys, numpy as np
+from isac_opt.config import load_scenario
+from isac_opt.paper_b.algorithm import Options, design, init_phi_aligned, init_x_ci, ci_min_margin
+from isac_opt.paper_b.model import draw_channels
+scn = load_scenario(sys.argv[1]); ch = draw_channels(scn, np.random.default_rng(int(sys.argv[2])))
+init_x_ci(ch, init_phi_aligned(ch))                      # compile the cached init problem outside the timing
+kw = json.loads(sys.argv[3])
+r = design(ch, Options.from_scenario(scn, **kw))
+print(json.dumps({"t": r.timings, "scnr_db": float(10 * np.log10(r.scnr)), "it": r.iterations,
+                  "margin": float(ci_min_margin(ch, r.X, r.phi)), "rho_final": r.info.get("rho_final")}))
+"""
+
+
+def before_after(scenario: str, seed: int, rev: str, repeats: int) -> list[dict]:
+    """Time the default design with the code of git ``rev`` and the current code, interleaved."""
+    import statistics
+    import subprocess
+    import sys
+    import tempfile
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    variants = [("before " + rev, None, {}), ("after (exact phi-projection)", root, {}),
+                ("after, phi_proj=frozen", root, {"phi_proj": "frozen", "phi_exact_every": 0})]
+    with tempfile.TemporaryDirectory() as tmp:
+        arch = subprocess.run(["git", "-C", root, "archive", rev, "isac_opt"], check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=arch.stdout, check=True)
+        res = {v[0]: [] for v in variants}
+        for _ in range(repeats):
+            for name, path, kw in variants:
+                env = dict(os.environ, PYTHONPATH=path or tmp)
+                out = subprocess.run([sys.executable, "-c", _ONE, scenario, str(seed), json.dumps(kw)], env=env,
+                                     check=True, capture_output=True, text=True, cwd=path or tmp)
+                res[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    rows = []
+    for name, _p, _kw in variants:
+        rs = res[name]
+        med = lambda f: statistics.median(f(r) for r in rs)
+        rows.append({"variant": name, "total_s": med(lambda r: r["t"]["total"]),
+                     "phi_s": med(lambda r: r["t"]["phi_step"]), "x_s": med(lambda r: r["t"]["x_step"]),
+                     "scnr_db": rs[0]["scnr_db"], "ci_min_margin": rs[0]["margin"], "iterations": rs[0]["it"],
+                     "rho_final": rs[0]["rho_final"], "repeats": len(rs)})
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenario", default="paper-b")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--compare-iters", type=int, default=5, help="outer iterations for the x-solver comparison")
     ap.add_argument("--json-out", default=None)
+    ap.add_argument("--before", default=None, metavar="REV", help="also time the design of git revision REV")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats for --before [3]")
+    ap.add_argument("--only-before-after", action="store_true", help="skip sections 1-3")
     args = ap.parse_args(argv)
+    if args.before:
+        ba = before_after(args.scenario, args.seed, args.before, args.repeats)
+        print(f"paper-B design before/after | machine: {platform.node()} {platform.machine()} ({os.cpu_count()} cpus) "
+              f"| dtype: complex128/float64 | threads: {_threads()} | scenario {args.scenario}, seed {args.seed}, "
+              f"medians of {args.repeats} interleaved runs")
+        print(f"{'variant':<32} {'total [s]':>9} {'phi [s]':>8} {'x [s]':>7} {'SCNR [dB]':>10} {'CI min m/g':>11} "
+              f"{'iters':>6} {'rho_final':>10}")
+        for r in ba:
+            print(f"{r['variant']:<32} {r['total_s']:>9.2f} {r['phi_s']:>8.2f} {r['x_s']:>7.2f} {r['scnr_db']:>10.3f} "
+                  f"{r['ci_min_margin']:>11.4f} {r['iterations']:>6} {r['rho_final']:>10.3g}")
+        if args.only_before_after:
+            return 0
 
     from isac_opt.scenario import load_scenario
     from isac_opt.paper_b.algorithm import (Options, _ci_rows_x, build_x_qp, design, gamma_ci, init_phi_aligned,

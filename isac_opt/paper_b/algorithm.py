@@ -10,11 +10,16 @@ and returns a :class:`DesignResult`; :mod:`isac_opt.paper_b.design` wraps it as 
 
 Scaling: the radar model is normalised to unit receiver noise (see :mod:`.model`); the waveform enters
 the QPs as u = x / sqrt(P/N_t) so |u_i| <= 1, and every QP objective is divided by its curvature scale.
+
+Certified output (issue 12): the constant-modulus split runs in scaled form (d = mu/rho kept when rho
+grows, which fixed the rho blow-up), and with ``Options.certify`` the returned point is the best feasible
+one (:mod:`.certify`) among the start, the iterates, the final point and its CI restoration
+(:func:`restore_ci`). See :func:`design` and docs/paper_b.md.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -50,6 +55,7 @@ class Options:
     admm_max_iter: int = 4000
     dual_rescale: bool = True       # keep mu/rho when rho grows (False: the pre-issue-12 damped dual)
     phi_proj: str = "exact"         # "exact" CI cap ball projection | "frozen": keep z = E phi (inner approx.)
+    phi_exact_every: int = 1        # with phi_proj="frozen": every n-th phi-step still projects exactly (0: never)
     certify: bool = True            # best feasible iterate, CI restoration of the output, never below the start
 
     @classmethod
@@ -430,41 +436,87 @@ def phi_step(model: Model, W, X, lam, phi, gamma, opts: Options, L_prev: float |
     return phi, Lf, info
 
 
-def restore_ci(ch: ChannelsB, X, phi, gamma, max_iter: int = 3000, lift: float = 1e-4):
-    """Constant-modulus CI restoration at fixed phi [RECON]: returns (X', n_slots, iters) or (None, n, it).
+def restore_ci(ch: ChannelsB, X, phi, gamma, admm_iters: int = 200, lift: float = 1e-4,
+               rng: np.random.Generator | None = None):
+    """Constant-modulus CI restoration at fixed phi [RECON]: returns (X', n_slots, how) or (None, n, how).
 
-    Only the slots whose CI constraints fail at the CM waveform X are changed. For those, run the
-    objective-free ADMM of the x-step (fixed rho, scaled dual d): x <- Proj_{CI cap box}(y - d),
-    y <- CM(x + d), d <- d + x - y, from y = X, with the CI bounds lifted by ``lift`` (relative) so the
-    CM copy clears them; stop as soon as the CM copy y satisfies every CI constraint of those slots.
-    (Alternating projections, i.e. d = 0, stall at a non-zero gap between the CI polytope and the torus.)
+    Only the slots whose CI constraints fail at the CM waveform X change (CI is slot-separable at fixed
+    phi). Two stages, each stopping as soon as every repaired slot satisfies CI with the bounds lifted by
+    ``lift`` (relative), so it moves the waveform only as far as needed:
+
+    1. ``"admm"``: the objective-free ADMM of the x-step (fixed rho, scaled dual d) from y = X:
+       x <- Proj_{CI cap box}(y - d), y <- CM(x + d), d <- d + x - y. (Alternating projections, d = 0,
+       stall at a non-zero gap between the CI polytope and the torus.)
+    2. ``"phase-ascent"``: for the slots still infeasible, ascent of the soft-min CI margin over the
+       phases of the CM entries, from X and from 15 random phase vectors (``rng``, default seed 0).
     """
+    X = np.asarray(X)
     Xf = X.reshape(-1, ch.Nt)
     m = normalised_margins(ch, X, phi).min(axis=0)
     bad = np.where(m < 1.0)[0]
     if bad.size == 0:
-        return X.copy(), 0, 0
-    Kc, l = _ci_rows_x(ch, phi, gamma)
-    Kc, l = Kc[bad], l[bad] * (1.0 + lift)
+        return X.copy(), 0, "none"
+    out = Xf.copy()
     H = effective_channels(ch, phi)
     g = gamma[:, None]
+    target = 1.0 + lift
+
+    def ok_slots(Y, idx):
+        return np.all(ci_margins(H @ Y.T, ch.S[:, idx], ch.psk_order) / g >= target, axis=0)
+
+    # stage 1: feasibility ADMM
+    Kc, l = _ci_rows_x(ch, phi, gamma)
+    Kc, l = Kc[bad], l[bad] * (1.0 + 2 * lift)
     y = np.concatenate([Xf[bad].real, Xf[bad].imag], axis=1) / ch.amp
     d = np.zeros_like(y)
     warm = None
-    cmu = lambda u: _cm_u(u)
-    it = 0
-    for it in range(1, max_iter + 1):
-        qp = QP(1.0, None, -(y - d), Kc, l, 1.0)
-        x, warm, _ = admm_qp(qp, warm=warm, eps_abs=1e-10, eps_rel=1e-10, max_iter=2000)
-        y = cmu(x + d)
+    for it in range(1, admm_iters + 1):
+        x, warm, _ = admm_qp(QP(1.0, None, -(y - d), Kc, l, 1.0), warm=warm, eps_abs=1e-9, eps_rel=1e-9,
+                             max_iter=500)
+        y = _cm_u(x + d)
         d = d + x - y
-        if it % 5 == 0 or it == max_iter:
+        if it % 5 == 0:
             Y = ch.amp * (y[:, :ch.Nt] + 1j * y[:, ch.Nt:])
-            if np.all(ci_margins(H @ Y.T, ch.S[:, bad], ch.psk_order) / g >= 1.0):
-                out = Xf.copy()
+            if np.all(ok_slots(Y, bad)):
                 out[bad] = Y
-                return out.reshape(X.shape), int(bad.size), it
-    return None, int(bad.size), it
+                return out.reshape(X.shape), int(bad.size), "admm"
+    # stage 2: soft-min phase ascent, multi-start
+    rng = np.random.default_rng(0) if rng is None else rng
+    rows = ci_rows(H, ch.S[:, bad], ch.psk_order) * ch.amp / np.concatenate([gamma, gamma])[None, :, None]
+    n_starts = 16
+    th0 = np.concatenate([np.angle(Xf[bad])[None], rng.uniform(0, 2 * np.pi, (n_starts - 1, bad.size, ch.Nt))])
+    th = phase_ascent(np.broadcast_to(rows, (n_starts,) + rows.shape), th0, target)
+    mg = np.real(np.einsum("sbji,sbi->sbj", np.broadcast_to(rows, (n_starts,) + rows.shape),
+                           np.exp(1j * th))).min(axis=2)                       # (starts, slots)
+    good = mg >= target
+    if not np.all(good.any(axis=0)):
+        return None, int(bad.size), "failed"
+    first = np.argmax(good, axis=0)       # the first start that works (start 0 = X itself: smallest move)
+    out[bad] = ch.amp * np.exp(1j * th[first, np.arange(bad.size)])
+    return out.reshape(X.shape), int(bad.size), "phase-ascent"
+
+
+def phase_ascent(rows, th, target: float, iters: int = 3000, step: float = 0.02, tau: float = 0.05):
+    """Maximise min_j Re{rows_j e^{j theta}} over phases theta, batched [RECON].
+
+    rows (..., J, n) complex (margins normalised so that the bound is 1), th (..., n) start phases.
+    Normalised soft-min gradient steps; a problem stops moving once its smallest margin reaches
+    ``target``. Returns the phases (..., n).
+    """
+    th = np.array(th, dtype=np.float64)
+    for _ in range(iters):
+        e = np.exp(1j * th)
+        m = np.real(np.einsum("...ji,...i->...j", rows, e))                     # (..., J)
+        mn = m.min(axis=-1)
+        act = mn < target
+        if not act.any():
+            break
+        w = np.exp(-(m - mn[..., None]) / tau)
+        w /= w.sum(axis=-1, keepdims=True)
+        grad = np.einsum("...j,...ji->...i", w, -np.imag(rows * e[..., None, :]))
+        gn = np.max(np.abs(grad), axis=-1, keepdims=True)
+        th = th + np.where(act[..., None], step * grad / np.where(gn > 0, gn, 1.0), 0.0)
+    return th
 
 
 def _cm_u(u):
@@ -541,7 +593,8 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
         t_c = time.perf_counter()
         st0 = constraint_status(ch, ya, phi, ci=True, cm=True)
         if not st0["feasible"]:
-            Xr, nsl, _ = restore_ci(ch, ya, phi, gamma)
+            Xr, nsl, how = restore_ci(ch, ya, phi, gamma)
+            start_info["start_restore"] = how
             if Xr is not None:
                 X, ya = Xr.copy(), Xr.copy()
                 start_info["start_restored_slots"] = nsl
@@ -642,7 +695,10 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
         # ---- phi-step (42)-(65)
         if opts.optimise_phi and ch.R and opts.phi_inner:
             t0 = time.perf_counter()
-            phi, Lf, pinfo = phi_step(model, W, X, lam, phi, gamma, opts, Lf, shrink, factor)
+            popts = opts
+            if opts.phi_proj == "frozen" and opts.phi_exact_every and it % opts.phi_exact_every == 0:
+                popts = replace(opts, phi_proj="exact")
+            phi, Lf, pinfo = phi_step(model, W, X, lam, phi, gamma, popts, Lf, shrink, factor)
             shrink = pinfo["backtracks"] == 0
             proj_fails += pinfo["proj_fails"]
             tm["phi_step"] += time.perf_counter() - t0
@@ -664,7 +720,7 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
     X_fin = ya if opts.cm else X
     scnr_fin = objective(X_fin, phi)
     tm["other"] += time.perf_counter() - t0
-    out = {"output": "final", "final_feasible": None, "restored_slots": 0, "restore_iters": 0,
+    out = {"output": "final", "final_feasible": None, "restored_slots": 0, "restore": "none",
            "fallback": False, "best_earlier": False}
     X_out, phi_out = X_fin, phi
     if opts.certify:
@@ -673,8 +729,8 @@ def design(ch: ChannelsB, opts: Options, phi0=None, X0=None) -> DesignResult:
         out["final_ci_min_margin"] = st["ci_min_margin"]
         if not ok and opts.ci and st["cm_violated"] == 0 and st["ris_violated"] == 0:
             t_c = time.perf_counter()
-            Xr, nsl, nit = restore_ci(ch, X_fin, phi, gamma)
-            out["restored_slots"], out["restore_iters"] = nsl, nit
+            Xr, nsl, how = restore_ci(ch, X_fin, phi, gamma)
+            out["restored_slots"], out["restore"] = nsl, how
             tm["certify"] += time.perf_counter() - t_c
             if Xr is not None:
                 consider(Xr, phi, objective(Xr, phi), "restored")
