@@ -42,7 +42,7 @@ def _seeds(text: str) -> list[int]:
 
 def one_seed(scenario: str, seed: int, methods) -> list[dict]:
     """Design every method on the realisation of ``seed``; one dict per method."""
-    from isac_opt.config import load_scenario
+    from isac_opt.scenario import load_scenario
     from isac_opt.paper_b.methods import run_method
     from isac_opt.paper_b.model import draw_channels
     scn = load_scenario(scenario)

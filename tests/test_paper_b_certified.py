@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from isac_opt.errors import DesignFileError
-from isac_opt.paper_b import designfile
 from isac_opt.paper_b.algorithm import (Options, design, gamma_ci, init_phi_aligned, init_x_ci, restore_ci)
 from isac_opt.paper_b.certify import TOLERANCES, constraint_status
 from isac_opt.paper_b.design import DesignB
+from isac_opt.paper_b.design import load as load_b
 from isac_opt.paper_b.methods import METHOD_TABLE, run_method
 from isac_opt.paper_b.model import draw_channels
 from isac_opt.paper_b.scenario import ScenarioB
@@ -101,7 +101,7 @@ def test_radar_only_design_has_no_ci_family(feasible_design):
 def test_tolerances_round_trip_and_bad_tolerances_rejected(feasible_design, tmp_path):
     p = tmp_path / "d.npz"
     feasible_design.save(p)
-    d = designfile.load(p)
+    d = load_b(p)
     assert d.tolerances == TOLERANCES and d.problem == {"ci": True, "cm": True}
     assert d.violations() == []
     with np.load(p) as z:
@@ -113,7 +113,7 @@ def test_tolerances_round_trip_and_bad_tolerances_rejected(feasible_design, tmp_
         q = tmp_path / "bad.npz"
         np.savez(q, **arrays)
         with pytest.raises(DesignFileError, match="tolerances"):
-            designfile.load(q)
+            load_b(q)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ RT_SEED = 2
 
 @pytest.fixture(scope="module")
 def rt_files(tmp_path_factory):
-    from isac_opt.cli import main
+    from isac_testbed.cli import main
     from isac_opt.registry import methods_for
     tmp = tmp_path_factory.mktemp("rt")
     toml = tmp / "small_b.toml"
@@ -223,7 +223,7 @@ def rt_files(tmp_path_factory):
 
 @pytest.mark.parametrize("name", list(METHOD_TABLE))
 def test_every_method_designs_certified_and_round_trips(rt_files, name, capsys):
-    from isac_opt.cli import main
+    from isac_testbed.cli import main
     from isac_opt.designfile import load_design
     _, files = rt_files
     f = files[name]
