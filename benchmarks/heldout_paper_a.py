@@ -10,9 +10,10 @@ exactly as the CLI runs it. Printed (and written as CSV under ``--out``):
 * detection: unfolded − ADMM-MM and unfolded − no-RIS [dB] (paired, bootstrap), the network's violated
   (k, l) / slots after the ADMM layers ("raw") and after the final feasibility layer ("pre-repair"), the
   SINR cost of the per-slot repair;
-* DoA: a reference optimum per realisation (classical ADMM-PHR solver with ``--ref-T`` layers from three
-  starts — A.10, the detection design, the radar-only design pulled into CI — best feasible iterate,
-  and the best of every certified design of the run), the share of seeds where ``unfolded-doa`` /
+* DoA: a reference optimum per realisation: the best of (i) the classical ADMM-PHR solver with ``--ref-T``
+  layers (default 300) from three starts — A.10, the detection design, the radar-only design pulled into
+  CI — best feasible iterate, and (ii) every certified design of the run; ratios are given against the
+  best-known value and against (i) alone; the share of seeds where ``unfolded-doa`` /
   ``classical-doa`` ≤ the detection design's CRB, and mean CRB / mean reference (bootstrap).
 
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/heldout_paper_a.py --out out/heldout_a [--seeds 7001-7020]
@@ -84,7 +85,7 @@ def main(argv=None):
     ap.add_argument("--seeds", default="7001-7020")
     ap.add_argument("--out", default="out/heldout_paper_a")
     ap.add_argument("--methods", default=",".join(DETECT + DOA + INIT))
-    ap.add_argument("--ref-T", type=int, default=200, help="layers of the reference classical DoA solver")
+    ap.add_argument("--ref-T", type=int, default=300, help="layers of the reference classical DoA solver")
     ap.add_argument("--no-ref", action="store_true", help="skip the reference DoA optimum")
     a = ap.parse_args(argv)
     import torch
@@ -120,12 +121,15 @@ def main(argv=None):
                          "candidate": e.get("candidate", "")})
             print(f"seed {s} {m:18s} ok={ok} sinr {d.metrics['sinr_db']:6.2f} crb {d.metrics['crb']:.3e} "
                   f"{dt:5.1f}s {why}", file=sys.stderr, flush=True)
-        if not a.no_ref:
-            t0 = time.perf_counter()
-            X, P = dm.design_many("classical-doa", scn, [ch], s, T=a.ref_T,
-                                  start_kinds=("a10", "detection", "radar"), seeds=[s])
-            rows.append({"seed": s, "method": "reference-doa", "feasible": True, "crb": crb_doa(scn, ch, X[0], P[0]),
-                         "sinr_db": np.nan, "time_s": time.perf_counter() - t0})
+    if not a.no_ref:      # one batch over all seeds and the three starts (throughput)
+        t0 = time.perf_counter()
+        chs = [draw_channels(scn, realisation_rng(s, 0)) for s in seeds]
+        X, P = dm.design_many("classical-doa", scn, chs, 0, T=a.ref_T,
+                              start_kinds=("a10", "detection", "radar"), seeds=seeds)
+        dt = (time.perf_counter() - t0) / len(seeds)
+        for s, ch, x, p in zip(seeds, chs, X, P):
+            rows.append({"seed": s, "method": "reference-doa", "feasible": True, "crb": crb_doa(scn, ch, x, p),
+                         "sinr_db": np.nan, "time_s": dt})
             print(f"seed {s} reference-doa crb {rows[-1]['crb']:.3e}", file=sys.stderr, flush=True)
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "designs.csv", "w", newline="") as f:
@@ -198,6 +202,8 @@ def summarise(rows, seeds, methods, K, L):
             r = [ref[s] for s in seeds if (s, m) in by]
             S.append((f"{m}: mean CRB / mean reference optimum", *boot_ratio(v, r), len(v)))
             S.append((f"{m}: mean of per-seed CRB / reference", *boot_mean(np.divide(v, r)), len(v)))
+            rs_ = [by[(s, "reference-doa")]["crb"] for s in seeds if (s, m) in by]
+            S.append((f"{m}: mean CRB / mean reference solver alone", *boot_ratio(v, rs_), len(v)))
     return S
 
 

@@ -54,6 +54,9 @@ def _channels(scn: ScenarioA, seed: int, channels):
 
 
 DEFAULT_STARTS = ("a10", "detection")
+# inference depth of the unfolded networks [issue 12]: the shipped unfolded-doa net has 60 trained layers;
+# at inference layers 61..200 reuse the last trained layer's step sizes (held-out CRB −20 %, see docs/doa.md)
+INFER_T = {"unfolded-doa": 200}
 
 
 def design_many(method: str, scn: ScenarioA, chs, seed: int = 0, K_train: int = 3, T=None, path=None,
@@ -103,7 +106,7 @@ def _runner(method: str, net, T=None):
     from ..unfold import solve
 
     def run(b, trace):
-        cfg = b.cfg.admm(b.update_phi, T or net.cfg.T)
+        cfg = b.cfg.admm(b.update_phi, T or INFER_T.get(method, net.cfg.T))
         with torch.no_grad():
             if method == "classical-doa":
                 return solve(b.state0(), b.objective, b.constraint, cfg, b.cfg.params(),
