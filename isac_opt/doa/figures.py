@@ -288,12 +288,12 @@ def fig9(out_dir, quick=False, workers=1, **kw):
     torch.set_num_threads(1)
     n, Tq = _sizes(quick, kw, 20, 2)
     gammas = [10, 25] if quick else [10, 15, 20, 25, 30, 35]
-    curves = [("prop", None, "Prop. w/ RIS (PHR, T_e=60)"), ("prop-alm", None, "Prop. w/ RIS (ALM, T_e=60)"),
+    curves = [("prop", 60, "Prop. w/ RIS (PHR, T_e=60)"), ("prop-alm", None, "Prop. w/ RIS (ALM, T_e=60)"),
               ("prop", 40, "Prop. w/ RIS (T_e=40)"), ("prop", 80, "Prop. w/ RIS (T_e=80)"),
               ("unsup", None, "Unsuper. w/ RIS"), ("prop-rand", None, "Prop. rand. RIS"),
               ("radar-only", None, "Radar only")]
     if quick:
-        curves = [(c, (Tq if T is None else max(1, Tq * T // 60)), lab) for c, T, lab in curves]
+        curves = [(c, (Tq if T in (None, 60) else max(1, Tq * T // 60)), lab) for c, T, lab in curves]
     rows = []
     done9: dict = {}
     for g in tqdm(gammas, desc="fig9", file=sys.stderr):
