@@ -215,7 +215,7 @@ def phi_step(scn: ScenarioA, ch: ChannelsA, X, phi, vphi, mu2, rho: float, sinr0
 def admm_mm(scn: ScenarioA, ch: ChannelsA, X0, phi0, *, ci: bool = True, update_phi: bool = True,
             c_mm: float = 1.0, rho: float | None = None, res_th: float = 5e-4, n_max: int = 2000,
             n_min: int = 2, L_phi0: float = 1.0, rho_growth: float = 1.3, rho_max: float = 1e3,
-            res_primal: float = 1e-2, repair: bool = True, feas_steps: int = 20) -> MMResult:
+            res_primal: float = 1e-2, repair: bool = True, feas_steps: int = 30) -> MMResult:
     """Run ADMM-MM from (X0, φ0) [spec A.11.1]; ``ci=False`` is the radar-only variant (A.11.2),
     ``update_phi=False`` keeps φ fixed (random-RIS / no-RIS variants, A.11.3–4).
 
@@ -307,7 +307,7 @@ def admm_mm(scn: ScenarioA, ch: ChannelsA, X0, phi0, *, ci: bool = True, update_
                      "ci_violations_before_repair": viol0, "fallback_to_start": fallback})
 
 
-def feasibility_layer_np(scn: ScenarioA, ch: ChannelsA, X, phi, steps: int = 20):
+def feasibility_layer_np(scn: ScenarioA, ch: ChannelsA, X, phi, steps: int = 30):
     """The networks' final CI feasibility layer (:func:`isac_opt.unfold.step.feasibility_layer`) applied
     to one numpy design (X (M, L) CM, φ (N,)): Newton steps on the violated slots + CM projection."""
     import torch
@@ -317,7 +317,7 @@ def feasibility_layer_np(scn: ScenarioA, ch: ChannelsA, X, phi, steps: int = 20)
     u = prob.u_from_numpy([X])
     ph = prob.phi_from_numpy([phi])
     with torch.no_grad():
-        u = feasibility_layer(CIConstraint(prob), u, ph, steps=steps)
+        u = feasibility_layer(CIConstraint(prob), u, ph, steps=steps, relax=2.0)
     return scn.amp * np.exp(1j * np.angle(u[0].numpy()))
 
 

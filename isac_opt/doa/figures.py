@@ -412,6 +412,18 @@ def table2(out_dir, quick=False, workers=1, **kw):
             rows.append({"N": N, "method": lab, "t_start_s": np.mean(t_s), "t_net_s": np.mean(t_n),
                          "t_total_s": np.mean(t_s) + np.mean(t_n), "t_total_std_s": float(np.std(np.add(t_s, t_n))),
                          "n": n, "T_J_R": f"{TT or net.cfg.T}/{net.cfg.J}/{net.cfg.R}", "machine": mach})
+        if not T:   # the design method as users call it: 2 starts, 200 layers, certified (issue 12)
+            from ..registry import get_method as _gm
+            m_doa = _gm("unfolded-doa", "paper-a")
+            t_m = []
+            for i, c in enumerate(chs[:2]):
+                t0 = time.perf_counter()
+                m_doa.run(scn, SEED + i, channels=c)
+                if i:
+                    t_m.append(time.perf_counter() - t0)
+            rows.append({"N": N, "method": "unfolded-doa method (2 starts, 200 layers, certified)",
+                         "t_start_s": float("nan"), "t_net_s": float("nan"), "t_total_s": np.mean(t_m),
+                         "t_total_std_s": float(np.std(t_m)), "n": len(t_m), "T_J_R": "200/2/5", "machine": mach})
         try:
             un64 = load_net("unsupervised-doa")
         except WeightsError:
