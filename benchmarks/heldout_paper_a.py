@@ -87,6 +87,8 @@ def main(argv=None):
     ap.add_argument("--methods", default=",".join(DETECT + DOA + INIT))
     ap.add_argument("--ref-T", type=int, default=300, help="layers of the reference classical DoA solver")
     ap.add_argument("--no-ref", action="store_true", help="skip the reference DoA optimum")
+    ap.add_argument("--from-csv", nargs="*", default=None,
+                    help="only summarise these designs.csv files (merged; e.g. runs over disjoint seed ranges)")
     a = ap.parse_args(argv)
     import torch
     torch.set_num_threads(1)
@@ -97,10 +99,12 @@ def main(argv=None):
     import isac_opt.detect.methods  # noqa: F401
     import isac_opt.doa.methods as dm
     seeds = parse_seeds(a.seeds)
-    methods = a.methods.split(",")
+    methods = [m for m in a.methods.split(",") if m]
     scn = ScenarioA()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.from_csv is not None:
+        return report(read_rows(a.from_csv), seeds, methods, scn, out, a.seeds)
     rows = []
     for s in seeds:
         ch = draw_channels(scn, realisation_rng(s, 0))
@@ -121,6 +125,7 @@ def main(argv=None):
                          "candidate": e.get("candidate", "")})
             print(f"seed {s} {m:18s} ok={ok} sinr {d.metrics['sinr_db']:6.2f} crb {d.metrics['crb']:.3e} "
                   f"{dt:5.1f}s {why}", file=sys.stderr, flush=True)
+        write_rows(out / "designs.csv", rows)          # after every seed: an interrupted run keeps its rows
     if not a.no_ref:      # one batch over all seeds and the three starts (throughput)
         t0 = time.perf_counter()
         chs = [draw_channels(scn, realisation_rng(s, 0)) for s in seeds]
@@ -131,18 +136,45 @@ def main(argv=None):
             rows.append({"seed": s, "method": "reference-doa", "feasible": True, "crb": crb_doa(scn, ch, x, p),
                          "sinr_db": np.nan, "time_s": dt})
             print(f"seed {s} reference-doa crb {rows[-1]['crb']:.3e}", file=sys.stderr, flush=True)
+    write_rows(out / "designs.csv", rows)
+    report(rows, seeds, methods, scn, out, a.seeds)
+
+
+def write_rows(path, rows):
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out / "designs.csv", "w", newline="") as f:
+    with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
+
+
+def read_rows(paths):
+    rows = []
+    for p in paths:
+        for r in csv.DictReader(open(p)):
+            q = {}
+            for k, v in r.items():
+                if k in ("method", "why", "candidate"):
+                    q[k] = v
+                elif k in ("feasible", "fallback"):
+                    q[k] = v == "True"
+                elif k == "seed":
+                    q[k] = int(v)
+                else:
+                    q[k] = float(v) if v not in ("", None) else float("nan")
+            rows.append(q)
+    return rows
+
+
+def report(rows, seeds, methods, scn, out, seeds_text):
+    methods = methods or list(dict.fromkeys(r["method"] for r in rows if r["method"] != "reference-doa"))
     summary = summarise(rows, seeds, methods, scn.K, scn.L)
     with open(out / "summary.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["quantity", "value", "ci95_lo", "ci95_hi", "n"])
         w.writerows(summary)
-    print(f"\nheld-out paper A, seeds {a.seeds} (n = {len(seeds)}), {platform.processor() or platform.machine()}, "
-          f"float64, 1 thread; CSV: {out}/designs.csv, {out}/summary.csv")
+    print(f"\nheld-out paper A, seeds {seeds_text} (n = {len(seeds)}), {platform.processor() or platform.machine()}, "
+          f"float64, 1 thread; CSV: {out}/summary.csv")
     for q, v, lo, hi, n in summary:
         iv = f"[{lo:.4g}, {hi:.4g}]" if np.isfinite(lo) else ""
         print(f"{q:62s} {v:12.5g} {iv:26s} n={n}")
