@@ -202,11 +202,11 @@ def summarise(rows, seeds, methods, K, L):
         rs = [by[(s, m)] for s in seeds if (s, m) in by]
         if rs:
             kl = K * L
-            S.append((f"{m}: violated (k,l) after ADMM layers (raw) [%]", *boot_mean([100 * r["viol_raw"] / kl for r in rs]), len(rs)))
-            S.append((f"{m}: violated (k,l) pre-repair [%]", *boot_mean([100 * r["viol_pre_repair"] / kl for r in rs]), len(rs)))
-            S.append((f"{m}: violated slots pre-repair [%]", *boot_mean([100 * r["slots_pre_repair"] / L for r in rs]), len(rs)))
+            S.append((f"{m}: violated (k,l) after ADMM layers (raw) [%]", *boot_mean([100 * r.get("viol_raw", np.nan) / kl for r in rs]), len(rs)))
+            S.append((f"{m}: violated (k,l) pre-repair [%]", *boot_mean([100 * r.get("viol_pre_repair", np.nan) / kl for r in rs]), len(rs)))
+            S.append((f"{m}: violated slots pre-repair [%]", *boot_mean([100 * r.get("slots_pre_repair", np.nan) / L for r in rs]), len(rs)))
             S.append((f"{m}: SINR cost of the repair [dB]",
-                      *boot_mean([r["sinr_pre_repair_db"] - r["sinr_db"] if r["viol_pre_repair"] else 0.0 for r in rs]), len(rs)))
+                      *boot_mean([r.get("sinr_pre_repair_db", np.nan) - r["sinr_db"] if r.get("viol_pre_repair", np.nan) != 0 else 0.0 for r in rs]), len(rs)))
     rs = [by[(s, "admm-mm")] for s in seeds if (s, "admm-mm") in by]
     if rs:
         S.append(("admm-mm: violated (k,l) after final projection [%]", *boot_mean([100 * r["viol_after_projection"] / (K * L) for r in rs]), len(rs)))
