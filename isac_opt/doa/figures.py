@@ -241,6 +241,14 @@ def fig8(out_dir, quick=False, workers=1, **kw):
     torch.set_num_threads(1)
     n, T = _sizes(quick, kw, 20, 2)
     powers = [30, 40, 50] if quick else [30, 35, 40, 45, 50]
+    if "powers" in kw:      # e.g. --set powers=30,40,50 (a reduced sweep)
+        pw = kw["powers"]
+        try:
+            powers = [float(p) for p in (pw.split(",") if isinstance(pw, str)
+                                         else (pw if isinstance(pw, (list, tuple)) else [pw]))]
+        except (TypeError, ValueError):
+            from ..errors import IsacError
+            raise IsacError(f"fig8 powers: expected comma-separated numbers in dBm, got {pw!r}") from None
     base = ScenarioA()
     plan = [(3, ["prop", "unsup", "prop-rand", "radar-only"])]
     for Ks in ((2, 4) if not quick else (2,)):
