@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from .chains import ChainCal
-from .errors import CalibrationError, StaleCalibrationError
+from .errors import CalibrationError
 from .signals import frac_delay
 
 SIM_SDR = "sim://"

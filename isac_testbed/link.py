@@ -38,7 +38,6 @@ def _payloads(spec: str, K: int, n_bytes: int, seed: int) -> list[bytes]:
 
 
 def cmd_link(args) -> int:
-    import numpy as np
     import torch
     from isac_opt.link.loop import run_link
     from isac_opt.paper_a.channels import draw_channels, realisation_rng

@@ -81,7 +81,6 @@ def open_ris(url: str, *, board: BoardSpec | None = None):
     link_kw = {k: v for k, v in dict(timeout_s=timeout_s, retries=retries, verify_cycles=verify).items()
                if v is not None}
     if scheme == "sim":
-        from .firmware import Faults
         from .serial_link import OsrisRis, SerialRis
         from .sim import InProcTransport, get_or_create
 

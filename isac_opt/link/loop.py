@@ -66,7 +66,7 @@ def run_link(scn, ch, phi, payloads: list[bytes], *, engine_kw=None, chunk: int 
     ser_an = np.zeros(K)
     ber_an = np.zeros(K)
     z_stat, present_all, sinr_pred = [], [], []
-    ok_frames, errors, design_s = 0, [], 0.0
+    ok_frames, errors = 0, []
     t_loop = time.perf_counter()
     with DesignAhead(eng, iter(sym), batch=batch, depth=depth) as q:
         done = 0

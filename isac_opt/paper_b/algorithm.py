@@ -28,7 +28,7 @@ from ..ci import ci_margins, ci_rows, ci_thresholds, worst_case_margin_init
 from ..projections import admm_aux_update, project_ball, project_cm
 from .certify import constraint_status, normalised_margins
 from .model import ChannelsB, Model, effective_channels, poly_eval, poly_grad
-from .qp import QP, CvxQP, admm_qp, clarabel_qp
+from .qp import QP, CvxQP, admm_qp
 
 
 @dataclass

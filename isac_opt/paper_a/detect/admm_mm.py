@@ -216,7 +216,7 @@ def phi_step(scn: ScenarioA, ch: ChannelsA, X, phi, vphi, mu2, rho: float, sinr0
 def admm_mm(scn: ScenarioA, ch: ChannelsA, X0, phi0, *, ci: bool = True, update_phi: bool = True,
             c_mm: float = 1.0, rho: float | None = None, res_th: float = 5e-4, n_max: int = 2000,
             n_min: int = 2, L_phi0: float = 1.0, rho_growth: float = 1.3, rho_max: float = 1e3,
-            res_primal: float = 1e-2, repair: bool = True) -> MMResult:
+            res_primal: float = 1e-2, repair: bool = True, feas_steps: int = 30) -> MMResult:
     """Run ADMM-MM from (X0, φ0) [spec A.11.1]; ``ci=False`` is the radar-only variant (A.11.2),
     ``update_phi=False`` keeps φ fixed (random-RIS / no-RIS variants, A.11.3–4).
 
@@ -226,19 +226,21 @@ def admm_mm(scn: ScenarioA, ch: ChannelsA, X0, phi0, *, ci: bool = True, update_
     projection then breaks the CI constraints. ``rho_growth=1`` and ``res_primal=inf`` give the
     literal rule.
 
-    ``repair``: after the final projection, slots whose CI constraints broke are pulled back towards X0
-    (:func:`repair_slots`, the same per-slot restoration as the unfolded network's); the violations
-    before the repair are reported in ``info["ci_violations_before_repair"]``.
+    After the final projection the networks' CI feasibility layer (``feas_steps`` Newton steps on the
+    violated slots, :func:`feasibility_layer_np`) restores the slots the projection broke; ``repair``
+    then pulls any slot still violated back towards X0 (:func:`repair_slots`, safety net). Violations
+    after the projection / before the repair are in ``info["ci_violations_after_projection"]`` /
+    ``info["ci_violations_before_repair"]``. Finally the start (X0, φ0) is returned instead
+    (``info["fallback_to_start"]``) where the result is CI-infeasible or has a lower SINR than the start.
 
     Returns the final CM/UM-projected design and the per-iteration SINR (dB) history.
     """
     t0 = time.perf_counter()
-    M, L, N, Q = scn.M, scn.L, scn.N, scn.Q
+    M, L, N = scn.M, scn.L, scn.N
     n = M * L
     amp = scn.amp
     u = vec(np.asarray(X0, dtype=np.complex128)) / amp
     phi = np.asarray(phi0, dtype=np.complex128).copy()
-    xi2 = np.asarray(scn.xi_q_sq, dtype=np.float64)
     sinr0 = sinr_mvdr(echo(scn, ch, unvec(u * amp, M, L), phi))
     rho = 1.0 / (n + N * L) if rho is None else float(rho)       # |f(x0)| = 1 in normalised units
     v, vphi = project_cm(u, 1.0), project_um(phi)
@@ -249,7 +251,6 @@ def admm_mm(scn: ScenarioA, ch: ChannelsA, X0, phi0, *, ci: bool = True, update_
     fails = 0
     converged = False
     it = 0
-    bins = (scn.target_bin,) + tuple(scn.clutter_bins)
     for it in range(1, n_max + 1):
         un, ok = x_step(scn, ch, u, phi, v, mu1, rho, sinr0, ci=ci, c_mm=c_mm)
         if ok:
@@ -281,13 +282,42 @@ def admm_mm(scn: ScenarioA, ch: ChannelsA, X0, phi0, *, ci: bool = True, update_
     Xf = project_cm(unvec(u * amp, M, L), amp)
     phif = project_um(phi) if update_phi else phi
     mg = _norm_margins(scn, ch, Xf, phif)
+    viol_proj = int(np.sum(mg < 1.0))
+    if ci and viol_proj and feas_steps:
+        Xf = feasibility_layer_np(scn, ch, Xf, phif, feas_steps)
+        mg = _norm_margins(scn, ch, Xf, phif)
     viol0 = int(np.sum(mg < 1.0))
     if repair and ci and viol0:
         Xf = repair_slots(scn, ch, Xf, phif, np.asarray(X0, dtype=np.complex128))
         mg = _norm_margins(scn, ch, Xf, phif)
+    # keep the (feasible) start if the result is infeasible or worse than it [issue 12: best feasible iterate]
+    X0c = project_cm(np.asarray(X0, dtype=np.complex128), amp)
+    phi0c = project_um(np.asarray(phi0, dtype=np.complex128)) if update_phi else np.asarray(phi0, complex)
+    ok0 = (not ci) or float(_norm_margins(scn, ch, X0c, phi0c).min()) >= 1.0
+    s_f = sinr_mvdr(echo(scn, ch, Xf, phif))
+    s_0 = sinr_mvdr(echo(scn, ch, X0c, phi0c))
+    fallback = bool(ok0 and ((ci and float(mg.min()) < 1.0) or s_f < s_0))
+    if fallback:
+        Xf, phif = X0c, phi0c
+        mg = _norm_margins(scn, ch, Xf, phif)
     return MMResult(Xf, phif, it, hist, converged, time.perf_counter() - t0, float(mg.min()),
                     int(np.sum(mg < 1.0)), fails, {"c_mm": c_mm, "rho": rho, "res_th": res_th, "n_max": n_max,
-                     "ci_violations_before_repair": viol0})
+                     "ci_violations_after_projection": viol_proj,
+                     "ci_violations_before_repair": viol0, "fallback_to_start": fallback})
+
+
+def feasibility_layer_np(scn: ScenarioA, ch: ChannelsA, X, phi, steps: int = 30):
+    """The networks' final CI feasibility layer (:func:`isac_opt.unfold.step.feasibility_layer`) applied
+    to one numpy design (X (M, L) CM, φ (N,)): Newton steps on the violated slots + CM projection."""
+    import torch
+
+    from ..unfold import CIConstraint, DetectProblem, feasibility_layer
+    prob = DetectProblem.from_channels(scn, [ch])
+    u = prob.u_from_numpy([X])
+    ph = prob.phi_from_numpy([phi])
+    with torch.no_grad():
+        u = feasibility_layer(CIConstraint(prob), u, ph, steps=steps, relax=2.0)
+    return scn.amp * np.exp(1j * np.angle(u[0].numpy()))
 
 
 def repair_slots(scn: ScenarioA, ch: ChannelsA, X, phi, X_safe, n_bisect: int = 30):

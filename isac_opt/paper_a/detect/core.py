@@ -15,7 +15,7 @@ import torch
 
 from ..channels import ChannelsA, realisation_rng
 from ..scenario import ScenarioA
-from ..starting import init_phi, init_x, init_x_radar_only
+from ..starting import init_phi, init_x, init_x_radar_only, polish_cm_slots  # noqa: F401 (re-exported)
 from ..unfold import AdmmState, CIConstraint, DetectProblem, SinrObjective
 
 VARIANTS = ("ris", "random-ris", "no-ris", "radar-only")
@@ -51,43 +51,6 @@ def start_point(scn: ScenarioA, ch: ChannelsA, variant: str, rng: np.random.Gene
         return Start(ch, init_x_radar_only(scn, ch, phi, rng), phi, float("nan"))
     X, t = init_x(scn, ch, phi)
     return Start(ch, polish_cm_slots(scn, ch, phi, X), phi, t)
-
-
-def polish_cm_slots(scn: ScenarioA, ch: ChannelsA, phi, X, iters: int = 300) -> np.ndarray:
-    """Make the CM-projected A.10 waveform CI-feasible where the projection broke it [RECON].
-
-    The worst-case-margin SOCP solution has entries with |x_i| < amp; projecting them to the CM set can
-    break the CI constraints of a slot (seen in ≈ 2% of slots at the default scenario). For each such slot,
-    run projected (soft-min) gradient ascent of the slot's worst normalised margin on the CM set, starting
-    from the projected point, and keep the best iterate. Slots that were feasible are not touched.
-    """
-    from ...ci import ci_rows, ci_thresholds
-    from ..channels import effective_user_channels
-    gam = ci_thresholds(scn.noise_comm_w, scn.gamma_db, scn.psk_order)
-    rows = ci_rows(effective_user_channels(ch, phi), ch.S, scn.psk_order) \
-        / np.concatenate([gam, gam])[None, :, None]                          # (L, 2K, M): margin_j = Re{r_j x}
-    X = np.array(X, dtype=np.complex128)
-    amp = scn.amp
-    for l in range(scn.L):
-        m = np.real(rows[l] @ X[:, l])
-        if m.min() >= 1.0:
-            continue
-        x = X[:, l].copy()
-        best, bx = m.min(), x.copy()
-        scale = np.abs(rows[l]).sum(axis=1).max() * amp
-        for it in range(iters):
-            m = np.real(rows[l] @ x)
-            tmp = max(1e-3 * scale, 1e-12)
-            w = np.exp(-(m - m.min()) / tmp)
-            w /= w.sum()
-            G = np.conj(rows[l]).T @ w                                            # ascent direction (2∂/∂x*)
-            step = amp / (np.abs(G).max() + 1e-300) * 0.5 / (1 + it / 30)
-            x = amp * np.exp(1j * np.angle(x + step * G))
-            mm = np.real(rows[l] @ x).min()
-            if mm > best:
-                best, bx = mm, x.copy()
-        X[:, l] = bx
-    return X
 
 
 def updates_phi(variant: str) -> bool:

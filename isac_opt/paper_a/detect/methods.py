@@ -71,18 +71,34 @@ def _unfolded(variant: str, name: str, required: bool, n_layers: int | None = No
         ch = _channels(scn, seed, channels)
         s = start_point(scn, ch, variant, realisation_rng(seed, 1))
         net = get_net(scn, required=required)
+        stats: dict = {}
         if net is not None:
             (X, phi), al, dt = (lambda r: (r[0][0], r[1], r[2]))(design_starts(scn, [s], variant, net=net,
-                                                                                n_layers=n_layers))
+                                                                                n_layers=n_layers, stats=stats))
             how = "unfolded network (shipped weights)"
         else:
             (X, phi), al, dt = (lambda r: (r[0][0], r[1], r[2]))(design_starts(
-                scn, [s], variant, cfg=LITE_CFG, params=ConstantParams(**DEFAULT_INIT)))
+                scn, [s], variant, cfg=LITE_CFG, params=ConstantParams(**DEFAULT_INIT), stats=stats))
             how = "classical ADMM-ALM solver (no fitting weights)"
         extra = {"t_star": s.t_star, "variant": variant, "engine": how, "time_s": dt,
-                 "repaired_slots": int((al > 0).sum()) if al is not None else 0}
+                 "repaired_slots": int((al > 0).sum()) if al is not None else 0,
+                 **{k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in stats.items()}}
         return DesignA.build(scn, s.channels, X, phi, method=name, seed=seed, extra=extra)
     return run
+
+
+def detection_designs(scn: ScenarioA, chs, seeds) -> list:
+    """The ``unfolded`` method's designs [(X (M, L), φ (N,))] of realisations ``chs`` (batched), realisation
+    i with the algorithm seed ``seeds[i]`` (its φ⁰ draw) — exactly what ``design --method unfolded --seed
+    seeds[i]`` returns on those channels; the classical solver when no shipped weights fit ``scn``.
+    Used as a start (and a candidate) by the CRB-minimising DoA methods."""
+    from ..unfold import ConstantParams
+    from .unfolded import DEFAULT_INIT, LITE_CFG, design_starts
+    starts = [start_point(scn, c, "ris", realisation_rng(int(sd), 1)) for c, sd in zip(chs, seeds)]
+    net = get_net(scn, required=False)
+    if net is not None:
+        return design_starts(scn, starts, "ris", net=net)[0]
+    return design_starts(scn, starts, "ris", cfg=LITE_CFG, params=ConstantParams(**DEFAULT_INIT))[0]
 
 
 RUNNERS = {

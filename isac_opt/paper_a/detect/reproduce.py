@@ -204,7 +204,6 @@ def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
     (full run to its stopping rule) and the unfolded network (inference incl. the CI repair; the A.10
     start point is excluded from both, as it is shared), and their ratio. Measured in one process
     (``workers``/``executor``/``scheduler`` are accepted and ignored: timings must not share cores)."""
-    import platform
 
     import torch
     torch.set_num_threads(1)

@@ -264,7 +264,6 @@ def crb_value_grad(prob: DoaProblem, u, phi, wrt=("x",), ridge: float = 0.0, pre
     if "x" in wrt:
         Gu = bx.conj().transpose(-1, -2) @ Gtt
     if "phi" in wrt:
-        p = prob.det
         GA = 2.0 * (YP * T.conj()).transpose(-1, -2) @ alpha            # rows: G of each α_i
         Gax = torch.zeros_like(ax).index_add(1, lay["aidx"], GA)
         Gbx = Gtt @ u.conj().transpose(-1, -2)                          # (B, Q+3, M)

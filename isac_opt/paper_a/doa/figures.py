@@ -4,9 +4,10 @@ Every curve point averages over the same test realisations (``realisation_rng(se
 rad² (linear mean), the CI satisfaction rate (fraction of designs whose every CI constraint holds,
 min_{k,l} m/γ ≥ 1 − 1e-9), and the analytic SER (V-7). Curves [RECON where the paper is silent]:
 
-* ``prop``        unfolded ADMM-PHR-ALM-DFP, shipped weights trained with K = 3 (T_e = 60 trained layers;
-                  T_e = 40 uses the first 40 trained layers; T_e = 80 appends 20 layers at the classical
-                  step sizes, which were not trained);
+* ``prop``        the ``unfolded-doa`` method: shipped weights trained with K = 3 (T_e = 60 trained layers),
+                  run at its inference depth (200 layers, the last trained layer's steps reused), from the
+                  A.10 start and the detection design, best feasible candidate; fig9's T_e = 40 / 80
+                  curves run 40 / 80 layers;
 * ``prop-alm``    the ALM ablation (shipped ALM weights; classical steps if absent);
 * ``prop-rand``   random fixed RIS, x-block only, same network;
 * ``radar-only``  same network with the CI constraints removed and the radar-only x⁰;
@@ -32,8 +33,8 @@ from ..channels import draw_channels, realisation_rng
 from ..scenario import ScenarioA
 from ..design import evaluate_a
 from ...repro import Chunk, figure, line_plot, run_chunked, write_records
-from .methods import WEIGHTS_DIR, load_net
-from .model import DoaBatch, DoaNet, WeightsError, repair_ci, start_points
+from .methods import load_net
+from .model import DoaBatch, WeightsError, extend_layers, repair_ci, start_points
 from .train import _with_K
 
 SEED = 4242
@@ -47,51 +48,86 @@ def test_set(scn: ScenarioA, n: int, seed: int = SEED):
     return [draw_channels(scn, realisation_rng(seed, 10 ** 6 + i)) for i in range(n)]
 
 
-def _net_T(net: DoaNet, T: int) -> DoaNet:
-    """The network with T layers: the first T trained layers, extended with classical-step layers."""
-    if T <= net.cfg.T:
-        return net
-    from dataclasses import replace
-    big = DoaNet(replace(net.cfg, T=T), net.train_scn, net.hidden)
-    for t in range(net.cfg.T):
-        big.net.layers[t].load_state_dict(net.net.layers[t].state_dict())
-    return big
+def designs(curve: str, scn: ScenarioA, chs, T: int | None = None, seed: int = SEED, repair: bool = True,
+            extra_starts=None):
+    """(X list, φ list, X before the CI repair or None) of one curve on realisations ``chs``.
 
-
-def designs(curve: str, scn: ScenarioA, chs, T: int | None = None, seed: int = SEED, repair: bool = True):
-    """(X list, φ list, X before the CI repair) of one curve on realisations ``chs``."""
+    ``prop*`` curves are the certified multi-start methods (:func:`isac_opt.doa.methods.design_many`:
+    A.10 start and the detection design of realisation i with seed ``seed + i``, best feasible candidate);
+    ``prop-rand`` runs the network on a random fixed RIS and keeps the better feasible of its repaired
+    output and its start; ``radar-only`` (no CI) runs the network from the radar-only start and from every
+    design of ``extra_starts`` (lists of (X list, φ list), e.g. the CI-constrained curves of the same
+    point) and keeps the smallest CRB over all iterates and starts — a design with fewer constraints,
+    hence ≤ every CI-constrained design on each realisation.
+    """
+    from .methods import design_many
+    from .multistart import certify_single
     if curve.startswith("unsup"):
         K = int(curve.split("-K")[1]) if "-K" in curve else 3
-        m = load_net("unsupervised-doa", K)
-        m.check_fits(scn)
-        starts = start_points(scn, chs, "ris", seed) if (repair or m.residual) else None
-        X, P = m.design(scn, chs, starts)
-        if repair:
-            Xr, _ = repair_ci(scn, chs, X, P, starts)
-            return Xr, P, X
-        return X, P, X
+        X, P = design_many("unsupervised-doa", scn, chs, seed, K_train=K, repair=repair)
+        return X, P, None
     K = int(curve.split("-K")[1]) if "-K" in curve else 3
-    method = "unfolded-doa-alm" if curve.startswith("prop-alm") else "unfolded-doa"
-    try:
-        net = load_net(method, K)
-    except WeightsError:
-        if method != "unfolded-doa-alm":
-            raise
-        base = load_net("unfolded-doa", K)
-        from dataclasses import replace
-        net = DoaNet(replace(base.cfg, handler="alm"), base.train_scn)     # classical ALM steps
+    base = curve.split("-K")[0]
+    if base in ("prop", "prop-alm"):
+        method = "unfolded-doa-alm" if base == "prop-alm" else "unfolded-doa"
+        X, P = design_many(method, scn, chs, seed, K_train=K, T=T, repair=repair)
+        return X, P, None
+    net = load_net("unfolded-doa", K)
     net.check_fits(scn)
-    variant = {"prop-rand": "random-ris", "radar-only": "radar-only"}.get(curve.split("-K")[0], "ris")
+    variant = {"prop-rand": "random-ris", "radar-only": "radar-only"}[base]
     starts = start_points(scn, chs, variant, seed)
     T = T or net.cfg.T
-    net = _net_T(net, T)
+    net = extend_layers(net, T)
+    if variant == "radar-only":
+        return _radar_multistart(scn, chs, starts, net, T, extra_starts or [])
     b = DoaBatch(scn, chs, starts, net.cfg, variant)
     with torch.no_grad():
         st = net.forward(b, T)
+        from ..unfold import feasibility_layer
+        x = feasibility_layer(b.ci, st.x, st.phi)
     X, P = b.designs(st)
-    if repair and variant != "radar-only":
+    X = list((x.numpy() * scn.amp).astype(np.complex128))
+    if repair:
         Xr, _ = repair_ci(scn, chs, X, P, starts)
+        Xr, P = certify_single(scn, chs, Xr, P, starts)
         return Xr, P, X
+    return X, P, X
+
+
+def _radar_multistart(scn, chs, starts, net, T, extra_starts):
+    """Radar-only DoA (no CI): the network from the radar-only start and from each extra design; smallest
+    CRB over every start and every layer's (CM/UM) iterate, per realisation."""
+    from ..crb import crb_doa
+    from .model import DoaStart
+    n = len(chs)
+    sets = [list(starts)] + [[DoaStart(x, p, float("nan")) for x, p in zip(*e)] for e in extra_starts]
+    flat = [s for ss in sets for s in ss]
+    b = DoaBatch(scn, list(chs) * len(sets), flat, net.cfg, "radar-only")
+    best = torch.full((b.batch,), float("inf"), dtype=b.u0.real.dtype)
+    bu, bp = b.u0.clone(), b.phi0.clone()
+
+    def trace(st):
+        c = b.crb(st.x, st.phi)
+        w = (c < best) & torch.isfinite(c)
+        best.copy_(torch.where(w, c, best))
+        bu.copy_(torch.where(w[:, None, None], st.x, bu))
+        bp.copy_(torch.where(w[:, None], st.phi, bp))
+
+    with torch.no_grad():
+        trace(b.state0())
+        net.net(b.state0(), b.objective, None, cfg=net.cfg.admm(True, T), trace=trace)
+    Xs = (bu.numpy() * scn.amp).astype(np.complex128)
+    Ps = bp.numpy().astype(np.complex128)
+    X, P = [], []
+    for i, ch in enumerate(chs):
+        cands = []
+        for k in range(len(sets)):
+            for x, p in ((Xs[k * n + i], Ps[k * n + i]), (flat[k * n + i].X0, flat[k * n + i].phi0)):
+                x, p = scn.amp * np.exp(1j * np.angle(x)), np.exp(1j * np.angle(p))
+                cands.append((crb_doa(scn, ch, x, p), x, p))
+        c = min(cands, key=lambda t: t[0])
+        X.append(c[1])
+        P.append(c[2])
     return X, P, X
 
 
@@ -172,16 +208,23 @@ def _sizes(quick, kw, full_n, quick_n):
 
 
 # ------------------------------------------------------------------------------------------------
-def _fig8_chunk(task) -> dict:
-    """One (P, K, curve) point of Fig. 8: the evaluation dict, or ``{"skipped": why}`` without weights."""
-    p, K, c, n, T = task
+def _fig8_chunk(task) -> list:
+    """Every curve of one (P, K) point of Fig. 8: evaluation dicts, or ``{"skipped": why}`` without weights.
+
+    One chunk holds the whole point because the radar-only reference (no CI constraint) is multi-started
+    from the constrained designs of the same point, so that it lower-bounds them on every realisation."""
+    p, K, curves, n, T = task
     scn = _with_K(ScenarioA(), K).replace(power_w=_dbm_to_w(p))
     chs = test_set(scn, n)
-    try:
-        X, P, Xraw = designs(c, scn, chs, T)
-        return evaluate(scn, chs, X, P, Xraw)
-    except WeightsError as e:
-        return {"skipped": str(e)}
+    done, out = [], []
+    for c in curves:
+        try:
+            X, P, Xraw = designs(c, scn, chs, T, extra_starts=list(done) if c == "radar-only" else None)
+            done.append((X, P))
+            out.append(evaluate(scn, chs, X, P, Xraw))
+        except WeightsError as e:
+            out.append({"skipped": str(e)})
+    return out
 
 
 def fig8(out_dir, quick=False, workers=1, **kw):
@@ -189,18 +232,34 @@ def fig8(out_dir, quick=False, workers=1, **kw):
     torch.set_num_threads(1)
     n, T = _sizes(quick, kw, 20, 2)
     powers = [30, 40, 50] if quick else [30, 35, 40, 45, 50]
+    if "powers" in kw:      # e.g. --set powers=30,40,50 (a reduced sweep)
+        pw = kw["powers"]
+        try:
+            powers = [float(p) for p in (pw.split(",") if isinstance(pw, str)
+                                         else (pw if isinstance(pw, (list, tuple)) else [pw]))]
+        except (TypeError, ValueError):
+            from ...errors import IsacError
+            raise IsacError(f"fig8 powers: expected comma-separated numbers in dBm, got {pw!r}") from None
     plan = [(3, ["prop", "unsup", "prop-rand", "radar-only"])]
     for Ks in ((2, 4) if not quick else (2,)):
         plan.append((Ks, ["prop", f"prop-K{Ks}", "unsup", f"unsup-K{Ks}"]))
-    jobs = [(p, K, c) for p in powers for K, cs in plan for c in cs]
-    chunks = [Chunk(f"P{p}_K{K}_{c}", (p, K, c, n, T), {"P_dBm": p, "K": K, "curve": c, "n": n, "T": T})
-              for p, K, c in jobs]
+    points = [(p, K, cs) for p in powers for K, cs in plan]
+    chunks = [Chunk(f"P{p}_K{K}", (p, K, cs, n, T), {"P_dBm": p, "K": K, "curves": cs, "n": n, "T": T})
+              for p, K, cs in points]
+    results = []
+    for (p, K, cs), res in zip(points, _chunked("fig8", out_dir, _fig8_chunk, chunks)):
+        results += [(p, K, c, r) for c, r in zip(cs, res)]
     rows = []
-    for (p, K, c), r in zip(jobs, _chunked("fig8", out_dir, _fig8_chunk, chunks)):
+    for p, K, c, r in results:
         if "skipped" in r:
             print(f"fig8: {c} at K={K} skipped: {r['skipped']}", file=sys.stderr)
             continue
         label = {"prop": "Prop. (trained K=3)", "unsup": "Unsup. (trained K=3)"}.get(c, c)
+        if c == "radar-only":   # realisations where the radar-only reference is above a CI design's CRB
+            others = [np.asarray(q["_crbs"]) for q in rows if (q["K"], q["P_dBm"]) == (K, p)]
+            mine = np.asarray(r["_crbs"])
+            r["radar_above_ci_design"] = int(sum(np.any([mine > o * (1 + 1e-9) for o in others], axis=0))) \
+                if others else 0
         rows.append({"K": K, "P_dBm": p, "curve": label, **r})
     out = Path(out_dir)
     tg = _targets(rows)
@@ -221,27 +280,16 @@ def fig8(out_dir, quick=False, workers=1, **kw):
 
 
 def _fig9_chunk(task) -> list:
-    """The rows of one Γ of Fig. 9. The radar-only design has no CI constraint, so it is designed once, at
-    the first Γ (``g0``), and only its CI/SER columns are re-evaluated at the other Γ."""
-    g, g0, n, curves = task
-
-    def scn_at(gg):
-        return ScenarioA(power_w=_dbm_to_w(40), gamma_db=(float(gg),) * 3)
-    scn = scn_at(g)
+    """The rows of one Γ of Fig. 9. The radar-only reference (no CI constraint) is designed at this Γ from
+    its own start and from this Γ's constrained designs, so that it lower-bounds them on every realisation."""
+    g, n, curves = task
+    scn = ScenarioA(power_w=_dbm_to_w(40), gamma_db=(float(g),) * 3)
     chs = test_set(scn, n)
-    rows = []
+    rows, done = [], []
     for c, T, lab in curves:
-        if c == "radar-only" and g != g0:
-            scn0 = scn_at(g0)
-            chs0 = test_set(scn0, n)
-            X, P, Xraw = designs(c, scn0, chs0, T)
-            r = dict(evaluate(scn0, chs0, X, P, Xraw))
-            r.update({k: v for k, v in evaluate(scn, chs, X, P, X).items()
-                      if k in ("ci_rate", "ci_frac", "ser", "ci_rate_raw", "ci_frac_raw")})
-        else:
-            X, P, Xraw = designs(c, scn, chs, T)
-            r = evaluate(scn, chs, X, P, Xraw)
-        rows.append({"gamma_dB": g, "curve": lab, "T_e": T or 60, **r})
+        X, P, Xraw = designs(c, scn, chs, T, extra_starts=list(done) if c == "radar-only" else None)
+        done.append((X, P))
+        rows.append({"gamma_dB": g, "curve": lab, "T_e": T or 60, **evaluate(scn, chs, X, P, Xraw)})
     return rows
 
 
@@ -250,14 +298,13 @@ def fig9(out_dir, quick=False, workers=1, **kw):
     torch.set_num_threads(1)
     n, Tq = _sizes(quick, kw, 20, 2)
     gammas = [10, 25] if quick else [10, 15, 20, 25, 30, 35]
-    curves = [("prop", None, "Prop. w/ RIS (PHR, T_e=60)"), ("prop-alm", None, "Prop. w/ RIS (ALM, T_e=60)"),
+    curves = [("prop", 60, "Prop. w/ RIS (PHR, T_e=60)"), ("prop-alm", None, "Prop. w/ RIS (ALM, T_e=60)"),
               ("prop", 40, "Prop. w/ RIS (T_e=40)"), ("prop", 80, "Prop. w/ RIS (T_e=80)"),
               ("unsup", None, "Unsuper. w/ RIS"), ("prop-rand", None, "Prop. rand. RIS"),
               ("radar-only", None, "Radar only")]
     if quick:
-        curves = [(c, (Tq if T is None else max(1, Tq * T // 60)), lab) for c, T, lab in curves]
-    chunks = [Chunk(f"gamma{g}", (g, gammas[0], n, curves), {"gamma_dB": g, "gamma0_dB": gammas[0], "n": n,
-                                                              "curves": curves}) for g in gammas]
+        curves = [(c, (Tq if T in (None, 60) else max(1, Tq * T // 60)), lab) for c, T, lab in curves]
+    chunks = [Chunk(f"gamma{g}", (g, n, curves), {"gamma_dB": g, "n": n, "curves": curves}) for g in gammas]
     rows = [row for part in _chunked("fig9", out_dir, _fig9_chunk, chunks) for row in part]
     out = Path(out_dir)
     _write_csv(out / "fig9.csv", rows)
@@ -339,7 +386,7 @@ def table2(out_dir, quick=False, workers=1, **kw):
     """
     from ...errors import MethodError
     from ...registry import get_method
-    from .unsupervised import UnsupervisedDoa, features
+    from .unsupervised import UnsupervisedDoa
     torch.set_num_threads(1)
     n = int(kw.get("n", 2 if quick else 5))
     T = int(kw["T"]) if "T" in kw else (4 if quick else None)
@@ -373,6 +420,18 @@ def table2(out_dir, quick=False, workers=1, **kw):
             rows.append({"N": N, "method": lab, "t_start_s": np.mean(t_s), "t_net_s": np.mean(t_n),
                          "t_total_s": np.mean(t_s) + np.mean(t_n), "t_total_std_s": float(np.std(np.add(t_s, t_n))),
                          "n": n, "T_J_R": f"{TT or net.cfg.T}/{net.cfg.J}/{net.cfg.R}", "machine": mach})
+        if not T:   # the design method as users call it: 2 starts, 200 layers, certified (issue 12)
+            from ...registry import get_method as _gm
+            m_doa = _gm("unfolded-doa", "paper-a")
+            t_m = []
+            for i, c in enumerate(chs[:2]):
+                t0 = time.perf_counter()
+                m_doa.run(scn, SEED + i, channels=c)
+                if i:
+                    t_m.append(time.perf_counter() - t0)
+            rows.append({"N": N, "method": "unfolded-doa method (2 starts, 200 layers, certified)",
+                         "t_start_s": float("nan"), "t_net_s": float("nan"), "t_total_s": np.mean(t_m),
+                         "t_total_std_s": float(np.std(t_m)), "n": len(t_m), "T_J_R": "200/2/5", "machine": mach})
         try:
             un64 = load_net("unsupervised-doa")
         except WeightsError:

@@ -1,4 +1,4 @@
-"""Registrations of paper A's DoA task: design methods, the ``train doa`` task, reproduction targets.
+"""Paper A's DoA design methods (entry point :func:`run_named`, catalogue :mod:`isac_opt.paper_a.catalog`).
 
 Methods (scenario ``paper-a``; ``run(scenario, seed, channels=None) -> DesignA``):
 
@@ -13,38 +13,13 @@ Weights live in ``isac_opt/weights/doa_*.pt`` (see ``doa_weights.md`` there for 
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from ..channels import ChannelsA, draw_channels, realisation_rng
 from ..scenario import ScenarioA
-from .model import DoaBatch, DoaConfig, DoaNet, WeightsError, repair_ci, run_classical, start_points
-
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
-WEIGHTS = {"unfolded-doa": "doa_unfolded_K3.pt", "unfolded-doa-alm": "doa_unfolded_alm_K3.pt",
-           "unfolded-doa-lite": "doa_unfolded_lite_K3.pt", "unsupervised-doa": "doa_unsup_K3.pt"}
-
-_cache: dict = {}
-
-
-def weights_path(method: str, K_train: int = 3) -> Path:
-    name = WEIGHTS[method].replace("K3", f"K{K_train}")
-    return WEIGHTS_DIR / name
-
-
-def load_net(method: str, K_train: int = 3, path=None):
-    """Load (cached) shipped weights of ``method`` trained with ``K_train`` users."""
-    from .unsupervised import UnsupervisedDoa
-    p = Path(path) if path is not None else weights_path(method, K_train)
-    key = (method, str(p))
-    if key not in _cache:
-        if not p.is_file():
-            raise WeightsError(f"{method}: weights file {p} is missing; train them with "
-                               f"`isac-testbed train doa --out DIR` and copy doa_*.pt into {WEIGHTS_DIR}")
-        _cache[key] = UnsupervisedDoa.load(p) if method == "unsupervised-doa" else DoaNet.load(p)
-    return _cache[key]
-
+from .model import DoaBatch, WeightsError, repair_ci, run_classical, start_points
+from .weights import WEIGHTS, WEIGHTS_DIR, load_net, weights_path  # noqa: F401  (re-exported)
 
 def _channels(scn: ScenarioA, seed: int, channels):
     if not isinstance(scn, ScenarioA):
@@ -52,13 +27,26 @@ def _channels(scn: ScenarioA, seed: int, channels):
     return channels if channels is not None else draw_channels(scn, realisation_rng(seed, 0))
 
 
+DEFAULT_STARTS = ("a10", "detection")
+# inference depth of the unfolded networks [issue 12]: the shipped unfolded-doa net has 60 trained layers;
+# at inference layers 61..200 reuse the last trained layer's step sizes (held-out CRB −20 %, see docs/doa.md)
+INFER_T = {"unfolded-doa": 200}
+
+
 def design_many(method: str, scn: ScenarioA, chs, seed: int = 0, K_train: int = 3, T=None, path=None,
-                starts=None, repair: bool = True):
+                starts=None, repair: bool = True, start_kinds=DEFAULT_STARTS, seeds=None,
+                info: dict | None = None):
     """Designs (lists X (M, L), φ (N,)) of ``method`` for the realisations ``chs`` (batched).
 
-    ``repair``: apply the per-slot CI restoration (:func:`isac_opt.paper_a.doa.model.repair_ci`) to the
-    outputs, towards the A.10 start (computed here for the unsupervised baseline too).
+    The ADMM methods (``unfolded-doa*``, ``classical-doa``) run from every start of ``start_kinds``
+    (``"a10"``, ``"detection"`` = the ``unfolded`` detection design with algorithm seed ``seeds[i]``
+    (default ``seed + i``), ``"radar"``; :mod:`isac_opt.doa.multistart`) and keep, per realisation, the
+    CI-feasible candidate (final iterate after the feasibility layer and repair, best feasible iterate,
+    the start itself) of smallest CRB. ``repair=False`` returns the raw last iterate of the A.10 run
+    (diagnostics only: not certified). The unsupervised MLP's output is repaired and compared with
+    its A.10 start (the smaller feasible CRB is returned).
     """
+    from .multistart import build_starts, certify_single, run_certified
     if method == "unsupervised-doa":
         m = load_net(method, K_train, path)
         m.check_fits(scn)
@@ -67,20 +55,40 @@ def design_many(method: str, scn: ScenarioA, chs, seed: int = 0, K_train: int = 
         X, P = m.design(scn, chs, starts)
         if repair:
             X, _ = repair_ci(scn, chs, X, P, starts)
+            X, P = certify_single(scn, chs, X, P, starts, info)
         return X, P
-    starts = starts if starts is not None else start_points(scn, chs, "ris", seed)
     if method == "classical-doa":
         net = load_net("unfolded-doa", K_train, path)
-        b = DoaBatch(scn, chs, starts, net.cfg, "ris")
-        X, P = b.designs(run_classical(b, T))
     else:
         net = load_net(method, K_train, path)
         net.check_fits(scn)
+    if not repair:
+        starts = starts if starts is not None else start_points(scn, chs, "ris", seed)
         b = DoaBatch(scn, chs, starts, net.cfg, "ris")
-        X, P = b.designs(net.infer(b, T))
-    if repair:
-        X, _ = repair_ci(scn, chs, X, P, starts)
-    return X, P
+        st = run_classical(b, T) if method == "classical-doa" else net.infer(b, T)
+        return b.designs(st)
+    sets = build_starts(scn, chs, start_kinds, seed, seeds)
+    if starts is not None and "a10" in start_kinds:
+        sets[list(start_kinds).index("a10")] = list(starts)
+    a10 = sets[list(start_kinds).index("a10")] if "a10" in start_kinds else start_points(scn, chs, "ris", seed)
+    return run_certified(scn, chs, sets, _runner(method, net, T), net.cfg, a10=a10, info=info)
+
+
+def _runner(method: str, net, T=None):
+    """runner(batch, trace) → final state, calling ``trace`` after every layer (no autograd)."""
+    import torch
+    from ..unfold import solve
+
+    def run(b, trace):
+        cfg = b.cfg.admm(b.update_phi, T or INFER_T.get(method, net.cfg.T))
+        with torch.no_grad():
+            if method == "classical-doa":
+                return solve(b.state0(), b.objective, b.constraint, cfg, b.cfg.params(),
+                             monitor=lambda s: (trace(s), torch.ones(b.batch, dtype=b.u0.real.dtype))[1])[0]
+            from .model import extend_layers
+            nn_ = extend_layers(net, cfg.T).net
+            return nn_(b.state0(), b.objective, b.constraint, cfg=cfg, trace=trace)
+    return run
 
 
 def _make(method: str):
@@ -88,9 +96,15 @@ def _make(method: str):
         from ..design import DesignA
         ch = _channels(scenario, seed, channels)
         ch.check(scenario)
-        X, P = design_many(method, scenario, [ch], seed)
-        return DesignA.build(scenario, ch, X[0], P[0], method=method, seed=seed,
-                             extra={"weights": WEIGHTS.get(method, WEIGHTS["unfolded-doa"])})
+        info: dict = {}
+        X, P = design_many(method, scenario, [ch], seed, seeds=[seed], info=info)
+        extra = {"weights": WEIGHTS.get(method, WEIGHTS["unfolded-doa"]),
+                 "candidate": info.get("source", ["?"])[0]}
+        if "viol_raw" in info:
+            extra["viol_raw"] = [int(v) for v in np.ravel(info["viol_raw"])]
+            extra["viol_pre_repair"] = [int(v) for v in np.ravel(info["viol_pre_repair"])]
+            extra["starts"] = list(DEFAULT_STARTS)
+        return DesignA.build(scenario, ch, X[0], P[0], method=method, seed=seed, extra=extra)
     return run
 
 
@@ -101,3 +115,4 @@ RUNNERS = {name: _make(name) for name in ("unfolded-doa", "unfolded-doa-lite", "
 def run_named(method: str, scenario: ScenarioA, seed: int, channels: ChannelsA | None = None):
     """Registry entry point of the DoA methods (catalogue: :mod:`isac_opt.paper_a.catalog`)."""
     return RUNNERS[method](scenario, seed, channels)
+

@@ -10,13 +10,11 @@ J·R quasi-Newton steps, including the autograd CRB gradient: create_graph).
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 

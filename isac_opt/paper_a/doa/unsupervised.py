@@ -14,13 +14,11 @@ An MLP maps the channels and the symbol phases to waveform and RIS phases:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..channels import ChannelsA
 from ..scenario import ScenarioA
 from ..unfold import CIConstraint
 from .crb_torch import DoaProblem

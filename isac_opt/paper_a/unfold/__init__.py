@@ -31,8 +31,11 @@ follow the dtype/device of the problem tensors and the network (``net.to(dtype)`
 """
 from .model import StackedMLP, UnfoldedAdmm, softplus_inv, solve
 from .problem import CIConstraint, DetectProblem, SinrObjective, complex_dtype
-from .step import (AdmmConfig, AdmmState, AutogradObjective, ConstantParams, admm_layer, alm_penalty, dfp_update, phr_penalty, project_modulus, quasi_newton_block, repair_ci)
+from .step import (AdmmConfig, AdmmState, AutogradObjective, ConstantParams, admm_layer, alm_penalty,
+                   dfp_update, feasibility_layer, phr_penalty, project_modulus, quasi_newton_block,
+                   repair_ci)
 
 __all__ = ["AdmmConfig", "AdmmState", "AutogradObjective", "CIConstraint", "ConstantParams", "DetectProblem",
            "SinrObjective", "StackedMLP", "UnfoldedAdmm", "admm_layer", "alm_penalty", "complex_dtype",
-           "dfp_update", "phr_penalty", "project_modulus", "quasi_newton_block", "repair_ci", "softplus_inv", "solve"]
+           "dfp_update", "feasibility_layer", "phr_penalty", "project_modulus", "quasi_newton_block", "repair_ci",
+           "softplus_inv", "solve"]

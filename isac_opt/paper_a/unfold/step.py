@@ -31,7 +31,7 @@ if TYPE_CHECKING:   # the Protocols of the pluggable parts (isac_opt.paper_a.unf
     from .protocols import Constraint, Objective, StepParams
 
 __all__ = ["AdmmConfig", "AdmmState", "ConstantParams", "AutogradObjective", "admm_layer", "dfp_update",
-           "project_modulus", "repair_ci", "alm_penalty", "phr_penalty", "DFP_VARIANTS", "HANDLERS"]
+           "project_modulus", "repair_ci", "feasibility_layer", "alm_penalty", "phr_penalty", "DFP_VARIANTS", "HANDLERS"]
 
 DFP_VARIANTS = ("paper", "standard", "identity")
 
@@ -333,3 +333,33 @@ def repair_ci(constraint, x, phi, x_safe, amp: float = 1.0, n_bisect: int = 30):
             lo = torch.where(f, lo, mid)
         al = torch.where(good, zero, hi)
         return mix(al), al
+
+
+def feasibility_layer(constraint, x, phi, steps: int = 20, margin: float = 1e-2, amp: float = 1.0,
+                      relax: float = 1.0):
+    """Final CI feasibility layer of the networks (x-block only, φ fixed) [RECON, documented network part].
+
+    The CI constraints of one slot depend only on that slot's waveform column, and each g̃_{k,l} is
+    piecewise linear in x[:, l]. The layer takes ``steps`` simultaneous Newton (Kaczmarz) steps on the
+    violated rows only — Δx_l = −Σ_k (g̃_{k,l} + margin·c_s)₊ G_{k,l}/‖G_{k,l}‖² with G = 2∂g̃/∂x* — each
+    followed by the CM projection (30). Slots whose constraints hold (with the margin) are not moved,
+    so the SINR/CRB cost is that of the minimal move of the violated slots. ``margin`` (in units of the
+    normalised constraint, i.e. of γ) aims slightly inside the feasible set so that the CM projection
+    does not push the slot back out. Differentiable (autograd) like the other layers.
+
+    x (B, M, L) → x (B, M, L).
+    """
+    p = constraint.p
+    ht = constraint.prep(phi)                                                  # (B, K, M)
+    gs = p.gscale[:, None, None]
+    c_norm2 = (ht.abs() ** 2).sum(-1, keepdim=True) * gs ** 2                  # ‖G_{k,l}‖² (B, K, 1)
+    for _ in range(steps):
+        g = constraint.g(x, phi, ht)
+        viol = torch.clamp(g + margin * gs, min=0.0)
+        if not bool((viol > 0).any()):
+            break
+        W = relax * viol / c_norm2.clamp(min=1e-300)
+        G, _ = constraint.vjp(x, phi, W, ("x",), ht)                           # Σ_k W_{k,l} G_{k,l}
+        active = (viol > 0).any(dim=1, keepdim=True)                           # (B, 1, L)
+        x = torch.where(active, project_modulus(x - G, amp, x), x)
+    return x
