@@ -9,8 +9,6 @@ Prints a table with machine, dtype, threads. Usage: ``.venv/bin/python benchmark
 """
 import argparse
 import os
-import platform
-import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -23,14 +21,7 @@ from isac_opt.paper_a.scenario import ScenarioA  # noqa: E402
 from isac_opt.paper_a.crb import crb_doa  # noqa: E402
 from isac_opt.paper_a.doa.crb_torch import DoaProblem, crb_torch  # noqa: E402
 from isac_opt.paper_a.doa.model import DoaBatch, DoaConfig, run_classical, start_points  # noqa: E402
-
-
-def timeit(fn, repeat):
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - t0) / repeat
+from _bench import machine_line, timeit  # noqa: E402
 
 
 def main():
@@ -39,7 +30,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(1)
     rep = a.repeat
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+    print(f"machine: {machine_line()}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, dtype float64/complex128")
     scn = ScenarioA()
     rng = np.random.default_rng(0)

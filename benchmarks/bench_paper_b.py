@@ -23,10 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import numpy as np
+
+from _bench import machine_line
 
 
 def _threads() -> str:
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.before:
         ba = before_after(args.scenario, args.seed, args.before, args.repeats)
-        print(f"paper-B design before/after | machine: {platform.node()} {platform.machine()} ({os.cpu_count()} cpus) "
+        print(f"paper-B design before/after | machine: {machine_line()} "
               f"| dtype: complex128/float64 | threads: {_threads()} | scenario {args.scenario}, seed {args.seed}, "
               f"medians of {args.repeats} interleaved runs")
         print(f"{'variant':<32} {'total [s]':>9} {'phi [s]':>8} {'x [s]':>7} {'SCNR [dB]':>10} {'CI min m/g':>11} "
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
     scn = load_scenario(args.scenario)
     ch = draw_channels(scn, np.random.default_rng(args.seed))
     init_x_ci(ch, init_phi_aligned(ch))          # warm the cached cvxpy init problem (compile once)
-    out = {"machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
+    out = {"machine": machine_line(),
            "cpus": os.cpu_count(), "threads": _threads(), "dtype": "complex128/float64",
            "sizes": dict(Nt=scn.Nt, Nr=scn.Nr, K=scn.K, R=scn.R, N=scn.N, Q=scn.Q, Pc=scn.Pc, L=scn.L, Lr=ch.Lr)}
 
