@@ -239,7 +239,8 @@ def handler(args) -> int:
                 plot_report(args.png, rep, det, rx)
                 rep["png"] = str(args.png)
     except RunInterrupted as e:
-        print(f"error: interrupted by {e} before the flowgraph ran; no report", file=sys.stderr)
+        print(f"error: run interrupted by {e} outside the flowgraph (setting up or reporting); no report",
+              file=sys.stderr)
         return 128 + e.signum
     except (ValueError, RuntimeError, OSError, KeyError) as e:
         return _err(str(e))
