@@ -401,7 +401,8 @@ def _has_gnuradio():
                                         ("K = 100000\n", "'K'"), ("Q = 10000000\n", "'Q'"),
                                         ('kind = "paper-b"\nN = 100000000\n', "'N'"),
                                         ('kind = "paper-b"\nPc = 1000\nL = 1000\n', "Pc*L"),
-                                        ("", "empty")])
+                                        ("", "empty")],
+                         ids=["N", "ML", "K", "Q", "b-N", "b-PcLNt", "empty"])
 def test_scenario_sizes_are_bounded_before_allocation(tmp_path, capsys, text, field):
     import tracemalloc
     f = tmp_path / "s.toml"
