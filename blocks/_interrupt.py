@@ -58,6 +58,8 @@ class StopOnSignal:
     def __enter__(self) -> "StopOnSignal":
         if threading.current_thread() is threading.main_thread():   # handlers only in the main thread
             for s in SIGNALS:
+                if signal.getsignal(s) is signal.SIG_IGN:   # e.g. SIGINT of a background job, nohup:
+                    continue                                # the parent asked us to ignore it
                 self._old[s] = signal.signal(s, self._handler)
         return self
 

@@ -254,7 +254,8 @@ def handler(args) -> int:
                 plot_report(args.png, rep, det, rx)
                 rep["png"] = str(args.png)
     except RunInterrupted as e:
-        print(f"isac-testbed run: error: interrupted by {e} before the flowgraph ran; no report", file=sys.stderr)
+        print(f"isac-testbed run: error: interrupted by {e} outside the flowgraph (setting up or reporting); "
+              f"no report", file=sys.stderr)
         return 128 + e.signum
     finally:
         if tmp is not None:

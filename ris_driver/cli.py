@@ -160,7 +160,7 @@ def _cmd_get(args) -> int:
 def _amp_arg(text, board):
     if board.amp_len == 0:
         if text not in (None, ""):
-            raise ValueError("--amp: this board has no amplifier field")
+            raise RisInputError("--amp: this board has no amplifier field")
         return ()
     if text is None:
         return (0,) * board.amp_len
@@ -217,7 +217,7 @@ def _sweep_patterns(kind, board, count, seed):
 @_guard
 def _cmd_sweep(args) -> int:
     if args.count < 1:
-        raise ValueError("--count: expected a positive integer")
+        raise RisInputError("--count: expected a positive integer")
     log = []
     with _open(args.url) as dev:
         t_start = time.monotonic()
@@ -268,7 +268,7 @@ def _cmd_keygen(args) -> int:
     from pathlib import Path
     from .zmq_link import generate_keys
     if (Path(args.dir) / f"{args.name}.key_secret").exists():
-        raise ValueError(f"{args.dir}/{args.name}.key_secret exists; refusing to overwrite a key")
+        raise RisInputError(f"{args.dir}/{args.name}.key_secret exists; refusing to overwrite a key")
     pub, sec = generate_keys(args.dir, args.name)
     print(f"public {pub} (give it to the other side)\nsecret {sec} (keep private)")
     return 0

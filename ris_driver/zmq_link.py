@@ -36,7 +36,7 @@ import time
 import zmq
 
 from .device import Ack, BoardSpec, Health, LinkStats, Pattern, RisInfo, status_table
-from .errors import ERROR_TYPES, RisError, RisProtocolError, RisTimeout, RisVerifyError
+from .errors import ERROR_TYPES, RisError, RisInputError, RisProtocolError, RisTimeout, RisVerifyError
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class RisServer:
         self._own_ctx = None
         self._pub = None
         if not isinstance(max_msg_bytes, int) or isinstance(max_msg_bytes, bool) or max_msg_bytes < 1024:
-            raise ValueError(f"max_msg_bytes: expected an integer >= 1024, got {max_msg_bytes!r}")
+            raise RisInputError(f"max_msg_bytes: expected an integer >= 1024, got {max_msg_bytes!r}")
         self.max_msg_bytes = max_msg_bytes
         keys = self.check_security(rep, pub, secret_key=secret_key, allow_dir=allow_dir, insecure=insecure)
         self.secure = keys is not None
@@ -325,7 +325,7 @@ class ZmqRis:
     def __init__(self, endpoint: str, *, timeout_s: float = 5.0, retries: int = 2,
                  context: zmq.Context | None = None, server_key=None, client_key=None):
         if (server_key is None) != (client_key is None):
-            raise ValueError("zmq: CurveZMQ needs both server_key (the server's public .key file) and "
+            raise RisInputError("zmq: CurveZMQ needs both server_key (the server's public .key file) and "
                              "client_key (this client's .key_secret file)")
         self._curve = None
         if server_key is not None:
@@ -395,7 +395,7 @@ class ZmqRis:
                 err = rep.get("error") or {}
                 kind, msg = err.get("type", "RisError"), err.get("message", "")
                 if kind == "ValueError":
-                    raise ValueError(f"server: {msg}")
+                    raise RisInputError(f"server: {msg}")
                 raise ERROR_TYPES.get(kind, RisError)(f"server: {msg}")
             raise RisTimeout(f"{self.url}: no reply to {op} after {self.retries + 1} attempt(s) of "
                              f"{self.timeout_s:.3f} s")

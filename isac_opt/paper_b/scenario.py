@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..scenario import LEG_MODELS, PSK_ORDERS, USER_FADING, ScenarioBase
+from ..scenario import LEG_MODELS, PSK_ORDERS, SIZE_LIMITS, USER_FADING, ScenarioBase, check_sizes
 from ..errors import ScenarioError
 from ..validate import check_choice, check_int, check_real, check_real_list
 
@@ -88,6 +88,7 @@ class ScenarioB(ScenarioBase):
     x_solver: str = "admm"         # "admm" (numpy first-order) | "cvxpy" (Clarabel reference)
 
     def __post_init__(self):
+        check_sizes(self.kind, {f: getattr(self, f) for f in SIZE_LIMITS[self.kind] if hasattr(self, f)})
         check_int("Nt", self.Nt, lo=1)
         check_int("Nr", self.Nr, lo=1)
         K = check_int("K", self.K, lo=1)
