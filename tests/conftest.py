@@ -26,3 +26,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "hardware" in item.keywords and not have_hw:
             item.add_marker(pytest.mark.skip(reason="hardware test: set RIS_URI / SDR_URI to run it"))
+
+
+@pytest.fixture(scope="session")
+def init_design_file(tmp_path_factory):
+    """The A.10 starting design of the default paper-A scenario (seed 0), saved once per session."""
+    from isac_opt.paper_a.scenario import ScenarioA
+    from isac_opt.registry import get_method
+    d = get_method("init", "paper-a").run(ScenarioA(), 0)
+    p = tmp_path_factory.mktemp("init_design") / "design.npz"
+    d.save(p)
+    return p

@@ -11,16 +11,12 @@ pytestmark = pytest.mark.gnuradio
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    from isac_opt.paper_a import starting  # noqa: F401
-    from isac_opt.paper_a.scenario import ScenarioA
-    from isac_opt.registry import METHODS
+def run(init_design_file):
+    from isac_opt.designfile import load_design
     from isac_opt.bench.report import build_report
     from blocks.pipeline import sim_pipeline
-    d = METHODS[("paper-a", "init")].run(ScenarioA(), 0)
-    p = tmp_path_factory.mktemp("png") / "design.npz"
-    d.save(p)
-    tb = sim_pipeline(str(p), 200, seed=1, pfa=1e-2)
+    d = load_design(init_design_file)
+    tb = sim_pipeline(str(init_design_file), 200, seed=1, pfa=1e-2)
     tb.run()
     det = tb.det.results()
     r = build_report(d, det, tb.rx.core, pfa=1e-2)

@@ -58,14 +58,8 @@ class _Plant:
 
 
 @pytest.fixture(scope="module")
-def design_path(tmp_path_factory):
-    from isac_opt.paper_a import starting  # noqa: F401  (registers the methods)
-    from isac_opt.paper_a.scenario import ScenarioA
-    from isac_opt.registry import METHODS
-    d = METHODS[("paper-a", "init")].run(ScenarioA(), 0)
-    p = tmp_path_factory.mktemp("robust") / "design.npz"
-    d.save(p)
-    return p
+def design_path(init_design_file):
+    return init_design_file
 
 
 # =============================================================================== 1. no pickle

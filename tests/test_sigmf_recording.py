@@ -17,14 +17,8 @@ pytestmark = pytest.mark.gnuradio
 
 
 @pytest.fixture(scope="module")
-def design_file(tmp_path_factory):
-    from isac_opt.paper_a import starting  # noqa: F401
-    from isac_opt.paper_a.scenario import ScenarioA
-    from isac_opt.registry import METHODS
-    d = METHODS[("paper-a", "init")].run(ScenarioA(), 0)
-    p = tmp_path_factory.mktemp("sigdesign") / "design.npz"
-    d.save(p)
-    return p
+def design_file(init_design_file):
+    return init_design_file
 
 
 def _parse(argv):
