@@ -37,7 +37,10 @@ def _threads() -> str:
 
 _ONE = """
 import json, sys, numpy as np
-from isac_opt.scenario import load_scenario
+try:                                   # a revision before the paper_a/ layout (--before), or this tree
+    from isac_opt.config import load_scenario
+except ImportError:
+    from isac_opt.scenario import load_scenario
 from isac_opt.paper_b.algorithm import Options, design, init_phi_aligned, init_x_ci, ci_min_margin
 from isac_opt.paper_b.model import draw_channels
 scn = load_scenario(sys.argv[1]); ch = draw_channels(scn, np.random.default_rng(int(sys.argv[2])))
