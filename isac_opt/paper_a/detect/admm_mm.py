@@ -307,7 +307,7 @@ def admm_mm(scn: ScenarioA, ch: ChannelsA, X0, phi0, *, ci: bool = True, update_
 
 
 def feasibility_layer_np(scn: ScenarioA, ch: ChannelsA, X, phi, steps: int = 30):
-    """The networks' final CI feasibility layer (:func:`isac_opt.unfold.step.feasibility_layer`) applied
+    """The networks' final CI feasibility layer (:func:`isac_opt.paper_a.unfold.step.feasibility_layer`) applied
     to one numpy design (X (M, L) CM, φ (N,)): Newton steps on the violated slots + CM projection."""
     import torch
 

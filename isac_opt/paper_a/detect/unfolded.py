@@ -79,7 +79,7 @@ def run_batch(batch: Batch, variant: str, net: UnfoldedAdmm | None = None, cfg: 
     """Run the unfolded network (``net``) or the classical solver (``params``/``cfg``) on a batch.
 
     ``n_layers``: run only the first n layers of ``net`` (the "lite" network: e.g. 4 of 20 layers).
-    The network ends with the CI feasibility layer (:func:`~isac_opt.unfold.step.feasibility_layer`,
+    The network ends with the CI feasibility layer (:func:`~isac_opt.paper_a.unfold.step.feasibility_layer`,
     ``feas_steps`` Newton steps on the violated slots; 0 disables it); ``repair`` then applies the
     per-slot restoration (safety net) and :func:`guard_start` returns the start where the result would be
     infeasible or worse than it. ``stats`` (dict, optional) receives per-sample counts: ``viol_raw``
@@ -146,7 +146,7 @@ def guard_start(batch: Batch, x, phi, tol: float = 0.0):
 
 def _polish_left(batch: Batch, x, phi):
     """Slots still violated after :func:`repair_ci` (the start waveform itself violates CI at the final φ):
-    CM margin ascent of :func:`~isac_opt.detect.core.polish_cm_slots` (numpy, rare)."""
+    CM margin ascent of :func:`~isac_opt.paper_a.detect.core.polish_cm_slots` (numpy, rare)."""
     from .core import polish_cm_slots
     bad = (batch.constraint.g(x, phi) > 0).any(dim=1).any(dim=1)
     if not bool(bad.any()):

@@ -52,7 +52,7 @@ def designs(curve: str, scn: ScenarioA, chs, T: int | None = None, seed: int = S
             extra_starts=None):
     """(X list, φ list, X before the CI repair or None) of one curve on realisations ``chs``.
 
-    ``prop*`` curves are the certified multi-start methods (:func:`isac_opt.doa.methods.design_many`:
+    ``prop*`` curves are the certified multi-start methods (:func:`isac_opt.paper_a.doa.methods.design_many`:
     A.10 start and the detection design of realisation i with seed ``seed + i``, best feasible candidate);
     ``prop-rand`` runs the network on a random fixed RIS and keeps the better feasible of its repaired
     output and its start; ``radar-only`` (no CI) runs the network from the radar-only start and from every

@@ -40,7 +40,7 @@ def design_many(method: str, scn: ScenarioA, chs, seed: int = 0, K_train: int = 
 
     The ADMM methods (``unfolded-doa*``, ``classical-doa``) run from every start of ``start_kinds``
     (``"a10"``, ``"detection"`` = the ``unfolded`` detection design with algorithm seed ``seeds[i]``
-    (default ``seed + i``), ``"radar"``; :mod:`isac_opt.doa.multistart`) and keep, per realisation, the
+    (default ``seed + i``), ``"radar"``; :mod:`isac_opt.paper_a.doa.multistart`) and keep, per realisation, the
     CI-feasible candidate (final iterate after the feasibility layer and repair, best feasible iterate,
     the start itself) of smallest CRB. ``repair=False`` returns the raw last iterate of the A.10 run
     (diagnostics only: not certified). The unsupervised MLP's output is repaired and compared with

@@ -7,12 +7,12 @@ the detection design (measured on held-out seeds: 8 of 10), and its last iterate
 module wraps any ADMM-PHR runner (the unfolded network or the classical solver) in
 
 * **several starts** per realisation (``"a10"``: the A.10 start; ``"detection"``: the detection design of
-  the same realisation, :func:`isac_opt.detect.methods.detection_designs`; ``"radar"``: the radar-only
+  the same realisation, :func:`isac_opt.paper_a.detect.methods.detection_designs`; ``"radar"``: the radar-only
   DoA design with its slots pulled into CI by the feasibility layer + repair), run as one batch;
 * **best feasible iterate**: after every layer the CRB of the (CM/UM) iterate is recorded where all CI
   constraints hold; the start itself is the first candidate;
-* the network's **final CI feasibility layer** (:func:`isac_opt.unfold.step.feasibility_layer`) and the
-  per-slot repair (:func:`isac_opt.doa.model.repair_ci`) on the last iterate;
+* the network's **final CI feasibility layer** (:func:`isac_opt.paper_a.unfold.step.feasibility_layer`) and the
+  per-slot repair (:func:`isac_opt.paper_a.doa.model.repair_ci`) on the last iterate;
 
 and returns, per realisation, the feasible candidate of smallest CRB. Shapes: lists of X (M, L) complex
 (physical units, |x_i| = sqrt(P/M)), φ (N,) unit modulus; CRB in rad².
