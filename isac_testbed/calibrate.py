@@ -62,6 +62,8 @@ def _options(p: argparse.ArgumentParser, what: str) -> None:
                    help="RIS control URL (ris_driver.open_ris: serial:///dev/ttyUSB0, osris+serial://..., "
                         "zmq://host:port, sim://NAME) [default: sim:// for --backend sim; required on hardware "
                         "for channels and ris]")
+    own(None)(p).add_argument("--force", action="store_true",
+                              help="overwrite existing output files (calibration, channels, board files)")
     own(None)(p).add_argument("--out", default=None, metavar="FILE",
                    help="calibration file stem (writes FILE.json + FILE.npz) [default: calibration_<what>]")
     own(None)(p).add_argument("--seed", type=int, default=0, help="seed of the simulated bench [default: %(default)s]")
@@ -515,10 +517,26 @@ def _paper_a_channels(args) -> int:
     return 0
 
 
+def _check_outputs(args) -> None:
+    """Every file this run will write is checked BEFORE the measurement: an existing one is refused without
+    ``--force`` (one line naming the option), an unwritable place is refused too."""
+    from calibration.store import _stem
+    from isac_opt.safeio import check_output_file
+    stem = _stem(args.out or f"calibration_{args.what}")
+    channels_only = args.what == "channels" and (args.channels_out or args.scenario)
+    if not channels_only:
+        for suffix in (".json", ".npz"):
+            check_output_file(stem.with_suffix(suffix), force=args.force, what="--out")
+    for opt in ("channels_out", "truth_out", "board_out"):
+        if getattr(args, opt, None):
+            check_output_file(getattr(args, opt), force=args.force, what="--" + opt.replace("_", "-"))
+
+
 def handler(args) -> int:
     """Run one calibration; returns the exit code (0 ok, 2 bad input / no hardware)."""
     from calibration import store
     from calibration.sim_bench import calibrate_sim
+    _check_outputs(args)
     try:
         if args.what == "channels" and (args.channels_out or args.scenario):
             return _paper_a_channels(args)

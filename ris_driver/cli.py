@@ -74,6 +74,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --kind random [default=%(default)r]")
     p.add_argument("--period-ms", type=float, default=0.0, help="minimum time between patterns [ms]")
     p.add_argument("--json-out", default=None, help="write the per-pattern log as JSON")
+    p.add_argument("--force", action="store_true", help="overwrite --json-out if it exists")
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("serve", help="own the device and serve it over ZMQ (REQ/REP + PUB)")
@@ -218,6 +219,15 @@ def _sweep_patterns(kind, board, count, seed):
 def _cmd_sweep(args) -> int:
     if args.count < 1:
         raise RisInputError("--count: expected a positive integer")
+    if args.json_out:               # checked before the sweep, not after minutes of applying patterns
+        import os
+        out = os.path.abspath(args.json_out)
+        if os.path.isdir(out):
+            raise RisInputError(f"--json-out {args.json_out}: is a directory, expected a file")
+        if os.path.exists(out) and not args.force:
+            raise RisInputError(f"--json-out {args.json_out}: file exists; pass --force to overwrite it")
+        if not os.access(os.path.dirname(out) or ".", os.W_OK):
+            raise RisInputError(f"--json-out {args.json_out}: its folder is missing or not writable")
     log = []
     with _open(args.url) as dev:
         t_start = time.monotonic()

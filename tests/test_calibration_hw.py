@@ -260,7 +260,7 @@ def test_no_hardware_one_line_exit_2(capsys, tmp_path, monkeypatch, backend, wha
     monkeypatch.delenv("SDR_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     np.savez(tmp_path / "x.npz", X=np.ones((2, 8), complex))
-    rc = cli.main([what, "--backend", backend, "--out", str(tmp_path / "x")] + extra)
+    rc = cli.main([what, "--backend", backend, "--out", str(tmp_path / "cal")] + extra)
     err = capsys.readouterr().err
     assert rc == 2, err
     lines = [ln for ln in err.strip().splitlines() if ln.startswith("isac-testbed calibrate: error:")]

@@ -633,3 +633,31 @@ def test_pattern_diff_counts_and_first_elements():
     assert s.startswith("phase: 5 of 256 differ ([3] 0!=3, [10] 3!=2, [11] 0!=3, +2 more")
     assert "amp: 1 of 256 differ ([255] 1!=0" in s
     assert pattern_diff(want, want) == "no difference"
+
+
+def test_calibrate_and_ris_sweep_refuse_to_overwrite_before_any_work(tmp_path, capsys):
+    """`calibrate --out` (FILE.json + FILE.npz, --channels-out, --board-out) and `ris sweep --json-out`
+    refuse an existing file without --force, before measuring; --force overwrites."""
+    import time
+    from isac_testbed.cli import main
+    stem = tmp_path / "chains"
+    (tmp_path / "chains.npz").write_bytes(b"precious")
+    t0 = time.perf_counter()
+    assert main(["calibrate", "chains", "--out", str(stem)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("isac-testbed calibrate: error: ") and "--force" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "chains.npz").read_bytes() == b"precious" and time.perf_counter() - t0 < 5
+    assert main(["calibrate", "chains", "--out", str(stem), "--force", "--json"]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "chains.npz").read_bytes() != b"precious" and (tmp_path / "chains.json").is_file()
+    board = tmp_path / "board.json"
+    board.write_text("{}")
+    assert main(["calibrate", "ris", "--out", str(tmp_path / "ris"), "--board-out", str(board)]) == 2
+    assert "--board-out" in capsys.readouterr().err and board.read_text() == "{}"
+    log = tmp_path / "sweep.json"
+    log.write_text("keep")
+    assert main(["ris", "sweep", "sim://robust_sweep?n=4", "--count", "2", "--json-out", str(log)]) == 2
+    assert "--force" in capsys.readouterr().err and log.read_text() == "keep"
+    assert main(["ris", "sweep", "sim://robust_sweep?n=4", "--count", "2", "--json-out", str(log), "--force"]) == 0
+    capsys.readouterr()
+    assert log.read_text() != "keep"
