@@ -17,14 +17,9 @@ pytestmark = pytest.mark.gnuradio
 
 
 @pytest.fixture(scope="module")
-def design_file(tmp_path_factory):
-    from isac_opt.paper_a import starting  # noqa: F401
-    from isac_opt.paper_a.scenario import ScenarioA
-    from isac_opt.registry import get_method
-    d = get_method("init", "paper-a").run(ScenarioA(), 0)
-    p = tmp_path_factory.mktemp("bench") / "design.npz"
-    d.save(p)
-    return str(p), d
+def design_file(init_design_file):
+    from isac_opt.designfile import load_design
+    return str(init_design_file), load_design(init_design_file)
 
 
 def test_slp_source_frames_and_tags(design_file):

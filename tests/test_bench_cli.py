@@ -11,14 +11,8 @@ pytestmark = pytest.mark.gnuradio
 
 
 @pytest.fixture(scope="module")
-def design_file(tmp_path_factory):
-    from isac_opt.paper_a import starting  # noqa: F401
-    from isac_opt.paper_a.scenario import ScenarioA
-    from isac_opt.registry import get_method
-    d = get_method("init", "paper-a").run(ScenarioA(), 0)
-    p = tmp_path_factory.mktemp("clidesign") / "design.npz"
-    d.save(p)
-    return p
+def design_file(init_design_file):
+    return init_design_file
 
 
 def _parse(argv):

@@ -91,14 +91,8 @@ def test_flowgraph_compiles(compiled, path):
 
 
 @pytest.fixture(scope="module")
-def design_file(tmp_path_factory):
-    from isac_opt.paper_a import starting  # noqa: F401
-    from isac_opt.paper_a.scenario import ScenarioA
-    from isac_opt.registry import get_method
-    d = get_method("init", "paper-a").run(ScenarioA(), 0)
-    p = tmp_path_factory.mktemp("fgdesign") / "design.npz"
-    d.save(p)
-    return p
+def design_file(init_design_file):
+    return init_design_file
 
 
 def test_headless_sim_runs_and_reports(compiled, grc_env, design_file):
