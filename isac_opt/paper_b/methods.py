@@ -28,23 +28,17 @@ from .design import DesignB
 from .model import ChannelsB, draw_channels
 from .scenario import ScenarioB
 
-#: name -> (summary, option overrides, RIS mode: "opt" | "random" | "none", rank)
+#: name -> (option overrides, RIS mode: "opt" | "random" | "none"); names, summaries and ranks are listed
+#: once, in :mod:`isac_opt.paper_b.catalog`.
 METHOD_TABLE = {
-    "stap-fp-mm-admm": ("multi-RIS STAP-SLP: MVDR + Dinkelbach + MM/ADMM + prox-linear active-RIS step "
-                        "[spec B.7]", dict(ci=True), "opt", 100),
-    "spatial-only": ("multi-RIS with a spatial-only (reduced-dimension) filter, '[22]' approximation "
-                     "[spec B.8]", dict(ci=True, spatial_only=True), "opt", 40),
-    "random-ris": ("random active-RIS phases at a_max, waveform/filter optimised [spec B.8]",
-                   dict(ci=True, optimise_phi=False), "random", 30),
-    "no-ris": ("w/o RIS (direct paths only), waveform/filter optimised [spec B.8]",
-               dict(ci=True, optimise_phi=False), "none", 20),
-    "radar-only": ("proposed design without CI constraints (radar-only bound) [spec B.8]",
-                   dict(ci=False), "opt", 10),
-    "spatial-only-radar": ("spatial-only baseline without CI constraints [spec B.8]",
-                           dict(ci=False, spatial_only=True), "opt", 5),
-    "random-ris-radar": ("random RIS without CI constraints [spec B.8]",
-                         dict(ci=False, optimise_phi=False), "random", 4),
-    "no-ris-radar": ("w/o RIS without CI constraints [spec B.8]", dict(ci=False, optimise_phi=False), "none", 3),
+    "stap-fp-mm-admm": (dict(ci=True), "opt"),
+    "spatial-only": (dict(ci=True, spatial_only=True), "opt"),
+    "random-ris": (dict(ci=True, optimise_phi=False), "random"),
+    "no-ris": (dict(ci=True, optimise_phi=False), "none"),
+    "radar-only": (dict(ci=False), "opt"),
+    "spatial-only-radar": (dict(ci=False, spatial_only=True), "opt"),
+    "random-ris-radar": (dict(ci=False, optimise_phi=False), "random"),
+    "no-ris-radar": (dict(ci=False, optimise_phi=False), "none"),
 }
 
 
@@ -59,7 +53,7 @@ def run_method(name: str, scn: ScenarioB, ch: ChannelsB, seed: int = 0, **opt_ov
     """Run method ``name`` on realisation ``ch`` and wrap the result as a :class:`DesignB`."""
     if name not in METHOD_TABLE:
         raise MethodError(f"unknown paper-B method {name!r}; expected one of {', '.join(METHOD_TABLE)}")
-    _, over, ris, _ = METHOD_TABLE[name]
+    over, ris = METHOD_TABLE[name]
     kw = dict(over)
     if kw.get("spatial_only"):
         kw["fixed_iters"] = min(30, scn.max_outer)
@@ -91,7 +85,7 @@ def _make_run(name: str):
         ch = channels if channels is not None else draw_channels(scn, np.random.default_rng(int(seed)))
         return run_method(name, scn, ch, seed)
     run.__name__ = f"run_{name.replace('-', '_')}"
-    run.__doc__ = f"Paper-B method {name!r}: {METHOD_TABLE[name][0]}"
+    run.__doc__ = f"Paper-B method {name!r} (summary: isac_opt.paper_b.catalog)"
     return run
 
 
