@@ -68,50 +68,9 @@ class Target:
         return resolve(self.entry)(*args, **kw)
 
 
-class _Catalogued(dict):
-    """A registry table that reads the catalogues on first use (so ``METHODS[("paper-a", "init")]`` works
-    without an explicit :func:`load_catalogs`)."""
-
-    def _ready(self):
-        if not _loaded:
-            load_catalogs()
-
-    def __getitem__(self, k):
-        self._ready()
-        return super().__getitem__(k)
-
-    def __contains__(self, k):
-        self._ready()
-        return super().__contains__(k)
-
-    def __iter__(self):
-        self._ready()
-        return super().__iter__()
-
-    def __len__(self):
-        self._ready()
-        return super().__len__()
-
-    def get(self, k, default=None):
-        self._ready()
-        return super().get(k, default)
-
-    def keys(self):
-        self._ready()
-        return super().keys()
-
-    def values(self):
-        self._ready()
-        return super().values()
-
-    def items(self):
-        self._ready()
-        return super().items()
-
-
-METHODS: dict[tuple[str, str], Method] = _Catalogued()
-REPRODUCE: dict[str, Target] = _Catalogued()
-TRAINERS: dict[str, Target] = _Catalogued()
+_METHODS: dict[tuple[str, str], Method] = {}
+_REPRODUCE: dict[str, Target] = {}
+_TRAINERS: dict[str, Target] = {}
 _loaded = False
 
 
@@ -120,20 +79,20 @@ def load_catalogs() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True        # set first: the tables' own reads below must not recurse
     for mod in CATALOGS:
         cat = importlib.import_module(mod)
         for m in getattr(cat, "METHODS", ()):
-            METHODS[(m.scenario_kind, m.name)] = m      # paper A and B may both have `random-ris`
+            _METHODS[(m.scenario_kind, m.name)] = m     # paper A and B may both have `random-ris`
         for t in getattr(cat, "TARGETS", ()):
-            REPRODUCE[t.name] = t
+            _REPRODUCE[t.name] = t
         for t in getattr(cat, "TRAINERS", ()):
-            TRAINERS[t.name] = t
+            _TRAINERS[t.name] = t
+    _loaded = True
 
 
 def methods_for(kind: str) -> list[Method]:
     load_catalogs()
-    return sorted((m for m in METHODS.values() if m.scenario_kind == kind), key=lambda m: -m.rank)
+    return sorted((m for m in _METHODS.values() if m.scenario_kind == kind), key=lambda m: -m.rank)
 
 
 def get_method(name: str | None, kind: str) -> Method:
@@ -144,7 +103,7 @@ def get_method(name: str | None, kind: str) -> Method:
         return ms[0]
     by = {m.name: m for m in ms}
     if name not in by:
-        other = [k for (k, n) in METHODS if n == name]
+        other = [k for (k, n) in _METHODS if n == name]
         hint = f" ({name!r} is a {other[0]} method)" if other else ""
         raise MethodError(f"method {name!r} does not fit scenario {kind!r}{hint}; "
                           f"expected one of: {', '.join(by)}")
@@ -153,13 +112,22 @@ def get_method(name: str | None, kind: str) -> Method:
 
 def get_target(name: str) -> Target:
     load_catalogs()
-    if name not in REPRODUCE:
-        raise MethodError(f"unknown reproduction target {name!r}; expected any of: {', '.join(sorted(REPRODUCE))}")
-    return REPRODUCE[name]
+    if name not in _REPRODUCE:
+        raise MethodError(f"unknown reproduction target {name!r}; expected any of: {', '.join(sorted(_REPRODUCE))}")
+    return _REPRODUCE[name]
 
 
 def get_trainer(name: str) -> Target:
     load_catalogs()
-    if name not in TRAINERS:
-        raise MethodError(f"unknown training task {name!r}; expected one of: {', '.join(TRAINERS)}")
-    return TRAINERS[name]
+    if name not in _TRAINERS:
+        raise MethodError(f"unknown training task {name!r}; expected one of: {', '.join(_TRAINERS)}")
+    return _TRAINERS[name]
+
+
+def __getattr__(name: str):
+    """``METHODS`` / ``REPRODUCE`` / ``TRAINERS``: the tables, read from the catalogues on first access."""
+    tables = {"METHODS": _METHODS, "REPRODUCE": _REPRODUCE, "TRAINERS": _TRAINERS}
+    if name in tables:
+        load_catalogs()
+        return tables[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
