@@ -1,10 +1,12 @@
 """Front ends against the REAL libiio XML contexts of a stock Pluto (1R1T) and an FMComms2/3 (AD9361 2R2T).
 
-The contexts are the boards' own ``iio_info -x`` dumps (``pluto.xml``: stock ADALM-PLUTO Rev.C, AD9363,
-firmware v0.32; ``fmcomms2-3.xml``: AD-FMCOMMS2/3, AD9361 2R2T — e.g. the files of pyadi-iio's
-``test/emu/devices/``). They are NOT in this repository: their licence ties their use to Analog Devices
-components, so point ``IIO_XML_DIR`` at a folder holding them (``iio_info -u ip:192.168.2.1 -x > pluto.xml``
-on your own board); without it these tests skip. They are loaded through libiio's own XML backend (``xml:<path>``), so pyadi-iio and gr-iio resolve devices, channels and
+The contexts are the boards' own ``iio_info -x`` dumps (``pluto.xml``: stock ADALM-PLUTO, AD9363, 1R1T;
+``fmcomms2-3.xml`` or libiio's name ``fmcomms2.xml``: AD-FMCOMMS2/3, AD9361 2R2T). They are NOT in this
+repository: the public ones are libiio's GPL-2.0+ test data (``tests/resources/xmls``) or pyadi-iio's
+(licence tied to Analog Devices components), and this project is MIT. ``make iio-contexts`` downloads
+libiio's, pinned by commit and sha256, into ``~/.cache/ris-isac-testbed/iio``, which these tests use by
+default; ``IIO_XML_DIR`` points them elsewhere (e.g. at ``iio_info -u ip:192.168.2.1 -x > pluto.xml`` of
+your own board). Without either they skip. They are loaded through libiio's own XML backend (``xml:<path>``), so pyadi-iio and gr-iio resolve devices, channels and
 attributes exactly as on the board. The XML backend cannot write: every attribute write is diverted
 into a shadow store here (the lookup of the channel and attribute, which is what fails on the wrong
 board, still runs in libiio). Each written attribute is then checked, independently of libiio, against
@@ -21,11 +23,14 @@ import pytest
 iio = pytest.importorskip("iio")
 adi = pytest.importorskip("adi")
 
-DATA = Path(os.environ.get("IIO_XML_DIR", "/nonexistent-iio-xml-dir"))
-PLUTO, FMC = DATA / "pluto.xml", DATA / "fmcomms2-3.xml"
+_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ris-isac-testbed" / "iio"
+DATA = Path(os.environ.get("IIO_XML_DIR") or _CACHE)
+PLUTO = DATA / "pluto.xml"
+FMC = next((p for p in (DATA / "fmcomms2-3.xml", DATA / "fmcomms2.xml") if p.is_file()), DATA / "fmcomms2-3.xml")
 if not (PLUTO.is_file() and FMC.is_file()):
-    pytest.skip("real libiio contexts not available: set IIO_XML_DIR to a folder with pluto.xml and "
-                "fmcomms2-3.xml (iio_info -x dumps; see the module docstring)", allow_module_level=True)
+    pytest.skip(f"real libiio contexts not available in {DATA}: run `make iio-contexts` (network) or set "
+                "IIO_XML_DIR to a folder with pluto.xml and fmcomms2-3.xml (iio_info -x dumps)",
+                allow_module_level=True)
 
 
 def _xml_attrs(path: Path) -> dict:
