@@ -6,10 +6,16 @@ name           what                                                             
 unfolded       shipped unfolded ADMM-ALM-DFP network (A.6), w/ RIS, + CI repair          20 (0 if no weights)
 unfolded-lite  its first 4 layers only (5x fewer steps)                                  12 (0 if no weights)
 admm-mm        ADMM-MM reference [25] (cvxpy + Clarabel), A.11.1                         15
-radar-only     ADMM-MM without CI constraints, radar-only start (A.11.2)                 3
+radar-only     ADMM-MM without CI constraints (A.11.2), multi-started (see below)        3
 random-ris     unfolded network, random fixed RIS, x-block only (A.11.3)                 3
 no-ris         unfolded network, G = 0, x-block only (A.11.4)                            2
 =============  ========================================================================  ====
+
+``radar-only`` is the SINR upper-bound reference of the CI designs, so it is run from two starts: its own
+radar-only start (A.11.2) and the better of this realisation's ``admm-mm`` and ``unfolded`` designs (which
+are feasible for its problem — CM only); ADMM-MM returns its start when it cannot improve it, so its SINR
+is ≥ theirs on every realisation by construction (issue 12 review: from its own start alone it was below
+them on 2 of 20 held-out seeds).
 
 ``random-ris`` / ``no-ris`` fall back to the classical solver (same step function, constant steps) when
 no fitting weights are available; ``unfolded`` then refuses with the loader's message.
@@ -101,9 +107,29 @@ def detection_designs(scn: ScenarioA, chs, seeds) -> list:
     return design_starts(scn, starts, "ris", cfg=LITE_CFG, params=ConstantParams(**DEFAULT_INIT))[0]
 
 
+def _radar_only(scn: ScenarioA, seed: int, channels: ChannelsA | None = None, **kw):
+    """ADMM-MM without CI from its own start and from the best CI design of the realisation; the better."""
+    from ..design import DesignA
+    ch = _channels(scn, seed, channels)
+    own = _admm("radar-only", "radar-only")(scn, seed, ch, **kw)
+    ci_designs = [_admm("ris", "admm-mm")(scn, seed, ch)]
+    X_u, phi_u = detection_designs(scn, [ch], [seed])[0]
+    ci_designs.append(DesignA.build(scn, ch, X_u, phi_u, method="unfolded", seed=seed))
+    best_ci = max(ci_designs, key=lambda d: d.metrics["sinr_db"])
+    r = admm_mm(scn, ch, best_ci.X, best_ci.phi, ci=False, update_phi=True, **kw)
+    warm = DesignA.build(scn, ch, r.X, r.phi, method="radar-only", seed=seed,
+                         extra={**own.extra, "iterations": r.iterations, "converged": r.converged,
+                                "time_s": r.time_s, **r.info})
+    pick = warm if warm.metrics["sinr_db"] > own.metrics["sinr_db"] else own
+    pick.extra.update({"start": "best CI design" if pick is warm else "radar-only start (A.11.2)",
+                       "sinr_db_own_start": own.metrics["sinr_db"], "sinr_db_warm_start": warm.metrics["sinr_db"],
+                       "sinr_db_best_ci": best_ci.metrics["sinr_db"], "best_ci_method": best_ci.method})
+    return pick
+
+
 RUNNERS = {
     "admm-mm": _admm("ris", "admm-mm"),
-    "radar-only": _admm("radar-only", "radar-only"),
+    "radar-only": _radar_only,
     "random-ris": _unfolded("random-ris", "random-ris", False),
     "no-ris": _unfolded("no-ris", "no-ris", False),
     "unfolded": _unfolded("ris", "unfolded", True),
