@@ -49,10 +49,36 @@ def _scenario(scenario) -> ScenarioB:
     return scn
 
 
-def run_method(name: str, scn: ScenarioB, ch: ChannelsB, seed: int = 0, **opt_overrides) -> DesignB:
-    """Run method ``name`` on realisation ``ch`` and wrap the result as a :class:`DesignB`."""
+#: radar-only variant -> its ISAC counterpart (same RIS mode and filter structure, with CI)
+ISAC_OF = {"radar-only": "stap-fp-mm-admm", "spatial-only-radar": "spatial-only",
+           "random-ris-radar": "random-ris", "no-ris-radar": "no-ris"}
+
+
+def run_method(name: str, scn: ScenarioB, ch: ChannelsB, seed: int = 0, *, isac: DesignB | None = None,
+               **opt_overrides) -> DesignB:
+    """Run method ``name`` on realisation ``ch`` and wrap the result as a :class:`DesignB`.
+
+    A radar-only variant is the SCNR reference of its ISAC counterpart, so it also runs from that design
+    (``isac``, computed here when not given; feasible for its problem, and the certified iteration never
+    returns below its start) and returns the better of the two runs: its SCNR is ≥ the counterpart's on every
+    realisation (issue 12 review: ``random-ris-radar`` from its own start was below on 1 of 20 seeds)."""
     if name not in METHOD_TABLE:
         raise MethodError(f"unknown paper-B method {name!r}; expected one of {', '.join(METHOD_TABLE)}")
+    own = _run_method(name, scn, ch, seed, **opt_overrides)
+    if name not in ISAC_OF:
+        return own
+    if isac is None:
+        isac = _run_method(ISAC_OF[name], scn, ch, seed, **opt_overrides)
+    warm = _run_method(name, scn, ch, seed, start=isac, **opt_overrides)
+    pick = warm if warm.scnr_db > own.scnr_db else own
+    pick.extra.update({"start": f"{ISAC_OF[name]} design" if pick is warm else "own start",
+                       "scnr_db_own_start": own.scnr_db, "scnr_db_warm_start": warm.scnr_db,
+                       "scnr_db_isac": isac.scnr_db})
+    return pick
+
+
+def _run_method(name: str, scn: ScenarioB, ch: ChannelsB, seed: int = 0, start: DesignB | None = None,
+                **opt_overrides) -> DesignB:
     over, ris = METHOD_TABLE[name]
     kw = dict(over)
     if kw.get("spatial_only"):
@@ -64,7 +90,10 @@ def run_method(name: str, scn: ScenarioB, ch: ChannelsB, seed: int = 0, **opt_ov
         phi0 = init_phi_random(ch, np.random.default_rng([int(seed), 1]))
     elif ris == "none":
         ch = ch.without_ris()
-    res = design(ch, opts, phi0=phi0)
+    X0 = None
+    if start is not None:         # warm start (X, φ) of a design on the same realisation and RIS mode
+        X0, phi0 = start.X, start.phi
+    res = design(ch, opts, phi0=phi0, X0=X0)
     extra = {"timings": res.timings, "iterations": res.iterations, "init_margin": res.init_margin,
              "ci_feasible_instance": res.feasible, "history_out": [float(v) for v in res.history_out],
              **{k: v for k, v in res.info.items() if v is not None and k != "x_solve_times"}}
