@@ -251,10 +251,8 @@ def _write_design_file(path: Path, scn, ch, phi, X0, sym0, seed: int) -> None:
         d.save(t)
 
 
-def simulate_capture_file(tx, out_dir, *, user_noise_db: float = 0.0, seed: int = 0, force: bool = False) -> dict:
-    """Play a transmit recording through paper A's simulated channel (its scenario, the link state of its
-    seed) into ``out_dir/users.sigmf-*`` and ``out_dir/radar.sigmf-*``; returns a summary."""
-    from isac_opt.link.offline import link_state, simulate_capture
+def _open_tx(tx, out_dir, force: bool, what: str):
+    """Read and check a transmit recording for playback; check the capture outputs; → (meta, x, scn, F_s)."""
     from isac_opt.safeio import check_output_file
     meta, x = read_sigmf(tx, "--tx")
     g = meta["global"]
@@ -265,26 +263,29 @@ def simulate_capture_file(tx, out_dir, *, user_noise_db: float = 0.0, seed: int 
     if x.shape[1] != scn.M:
         raise UserError(f"{where}: core:num_channels: expected M = {scn.M} of isac:scenario, got {x.shape[1]}")
     Fs = int(_need(g, "isac:frame_len", int, where))
-    out_dir = Path(out_dir)
-    outs = [out_dir / f"{n}.sigmf-{e}" for n in ("users", "radar") for e in ("data", "meta")]
-    for p in outs:
-        check_output_file(p, force=force, what="--simulate-capture")
+    _need(g, "isac:seed", int, where)
+    for n in ("users", "radar"):
+        for e in ("data", "meta"):
+            check_output_file(Path(out_dir) / f"{n}.sigmf-{e}", force=force, what=what)
     if x.shape[0] % Fs:
         raise UserError(f"{where}: the data holds {x.shape[0]} samples, not a whole number of frames of "
                         f"isac:frame_len = {Fs}")
-    ch, phi = link_state(scn, int(_need(g, "isac:seed", int, where)))
-    users, radar, present = simulate_capture(scn, ch, phi, np.asarray(x), Fs, np.random.default_rng([int(seed), 11]),
-                                             tx_scale=float(g.get("isac:tx_scale", 1.0)), user_noise_db=user_noise_db)
+    return meta, x, scn, Fs
+
+
+def _write_capture(tx, meta: dict, out_dir, users, radar, present, extra: dict) -> dict:
+    """Write ``out_dir/users|radar.sigmf-*`` of a playback of the transmit recording ``tx``."""
+    g = meta["global"]
+    out_dir = Path(out_dir)
+    Fs = int(g["isac:frame_len"])
     F = present.size
     common = {k: g[k] for k in ("isac:scenario", "isac:scenario_sha256", "isac:seed", "isac:payload_sha256",
                                 "isac:payload_bytes", "isac:chunk", "isac:frames", "isac:frame_len", "isac:slots",
                                 "isac:gap", "isac:psk_order") if k in g}
-    common.update({"core:sample_rate": g.get("core:sample_rate", 1.0), "core:recorder": "isac-testbed encode --simulate-capture",
-                   "isac:format": "capture", "isac:tx_key": g.get("isac:key"),
-                   "isac:tx_file": os.path.relpath(Path(str(stem_of(tx)) + ".sigmf-meta").resolve(), out_dir.resolve()),
-                   "isac:channel": "simulated paper-A channel (isac_opt.bench.channel.ChannelEmulator), "
-                                   "target in even frames, fresh RCS",
-                   "isac:capture_seed": int(seed), "isac:user_noise_db": float(user_noise_db)})
+    common.update({"core:sample_rate": g.get("core:sample_rate", 1.0), "isac:format": "capture",
+                   "isac:tx_key": g.get("isac:key"),
+                   "isac:tx_file": os.path.relpath(Path(str(stem_of(tx)) + ".sigmf-meta").resolve(), out_dir.resolve())})
+    common.update(extra)
     ann = [{"core:sample_start": f * Fs, "core:sample_count": Fs, "core:label": f"frame {f}", "isac:frame_id": f,
             "isac:target_present": bool(present[f])} for f in range(F)]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -292,13 +293,74 @@ def simulate_capture_file(tx, out_dir, *, user_noise_db: float = 0.0, seed: int 
     for c in meta.get("captures", [])[:1]:
         if "core:frequency" in c:
             cap0["core:frequency"] = c["core:frequency"]
-    caps = [cap0]
     write_sigmf(out_dir / "users", users, {**common, "core:description": "user receive streams (units of sigma_k)",
-                                           "isac:stream": "users"}, caps, ann)
+                                           "isac:stream": "users"}, [cap0], ann)
     write_sigmf(out_dir / "radar", radar, {**common, "core:description": "radar receive streams (units of xi_z)",
-                                           "isac:stream": "radar"}, caps, ann)
-    return {"capture_dir": str(out_dir), "frames": F, "target_frames": int(present.sum()),
-            "user_noise_db": float(user_noise_db)}
+                                           "isac:stream": "radar"}, [cap0], ann)
+    return {"capture_dir": str(out_dir), "frames": F, "target_frames": int(present.sum())}
+
+
+def simulate_capture_file(tx, out_dir, *, user_noise_db: float = 0.0, seed: int = 0, force: bool = False) -> dict:
+    """Play a transmit recording through paper A's simulated channel (numpy: its scenario, the link state of
+    its seed) into ``out_dir/users.sigmf-*`` and ``out_dir/radar.sigmf-*``; returns a summary."""
+    from isac_opt.link.offline import link_state, simulate_capture
+    meta, x, scn, Fs = _open_tx(tx, out_dir, force, "--simulate-capture")
+    g = meta["global"]
+    ch, phi = link_state(scn, int(g["isac:seed"]))
+    users, radar, present = simulate_capture(scn, ch, phi, np.asarray(x), Fs, np.random.default_rng([int(seed), 11]),
+                                             tx_scale=float(g.get("isac:tx_scale", 1.0)), user_noise_db=user_noise_db)
+    out = _write_capture(tx, meta, out_dir, users, radar, present, {
+        "core:recorder": "isac-testbed encode --simulate-capture (numpy)",
+        "isac:channel": "simulated paper-A channel (isac_opt.bench.channel.ChannelEmulator), target in even "
+                        "frames, fresh RCS", "isac:capture_seed": int(seed), "isac:user_noise_db": float(user_noise_db)})
+    out["user_noise_db"] = float(user_noise_db)
+    return out
+
+
+def play_gnuradio(tx, out_dir, *, user_noise_db: float = 0.0, seed: int = 0, force: bool = False) -> dict:
+    """Play a transmit recording with GNU Radio into a capture: a stock ``blocks.file_source`` (vlen M) →
+    ``frame_tagger`` (frame tags every F samples, from the recording's design file) → ``frontend`` (backend
+    ``sim``: the ``ris_isac_channel`` block, target in even frames) → two ``blocks.file_sink`` — then the
+    SigMF sidecars. The hardware playback is the same graph with ``frontend(backend="pluto"|"uhd")``."""
+    from gnuradio import blocks as grb
+    from gnuradio import gr
+    from blocks.frame_tagger import frame_tagger
+    from blocks.frontend import frontend
+    meta, x, scn, Fs = _open_tx(tx, out_dir, force, "--simulate-capture")
+    g = meta["global"]
+    design = Path(str(stem_of(tx)) + ".design.npz").parent / str(_need(g, "isac:design_file", str, "--tx"))
+    if not design.is_file():
+        raise UserError(f"--tx: isac:design_file: {design}: no such file (written next to the recording by encode)")
+    F = x.shape[0] // Fs
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    import tempfile
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".playback.") as td:   # raw streams, not kept
+        pu, pr = Path(td) / "users.raw", Path(td) / "radar.raw"
+        tb = gr.top_block("isac offline playback")
+        src = grb.file_source(gr.sizeof_gr_complex * scn.M, str(stem_of(tx)) + ".sigmf-data", False)
+        tag = frame_tagger(design=str(design), M=scn.M, rx_delay=0)
+        fe = frontend(backend="sim", design=str(design), M=scn.M, K=scn.K, seed=int(seed), target_mode="alternate",
+                      user_noise_offset_db=float(user_noise_db), tx_scale=float(g.get("isac:tx_scale", 1.0)))
+        su = grb.file_sink(gr.sizeof_gr_complex * scn.K, str(pu), False)
+        sr = grb.file_sink(gr.sizeof_gr_complex * scn.M, str(pr), False)
+        tb.connect(src, tag, fe)
+        tb.connect((fe, 0), su)
+        tb.connect((fe, 1), sr)
+        tb.run()
+        su.close()
+        sr.close()
+        native = "<c8" if sys.byteorder == "little" else ">c8"          # file_sink writes the host's complex64
+        users = np.fromfile(pu, dtype=native).reshape(-1, scn.K)
+        radar = np.fromfile(pr, dtype=native).reshape(-1, scn.M)
+    if users.shape[0] != F * Fs or radar.shape[0] != F * Fs:
+        raise UserError(f"--simulate-capture: the flowgraph delivered {users.shape[0]} samples, expected {F * Fs}")
+    present = np.arange(F) % 2 == 0                                     # ris_isac_channel's alternate schedule
+    return _write_capture(tx, meta, out_dir, users, radar, present, {
+        "core:recorder": "isac-testbed encode --simulate-capture --capture-via gnuradio",
+        "isac:channel": "GNU Radio: file_source -> frame_tagger -> frontend(sim) (ris_isac_channel), target "
+                        "in even frames, fresh RCS", "isac:capture_seed": int(seed),
+        "isac:user_noise_db": float(user_noise_db)})
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -501,7 +563,8 @@ def cmd_encode(args) -> int:
     eng = summ.pop("engine") or {}
     summ.update({f"engine_{k}": v for k, v in eng.items()})
     if args.simulate_capture:
-        summ.update({f"capture_{k}": v for k, v in simulate_capture_file(
+        play = play_gnuradio if args.capture_via == "gnuradio" else simulate_capture_file
+        summ.update({f"capture_{k}": v for k, v in play(
             summ["tx_meta"], args.simulate_capture, user_noise_db=args.user_noise_db, seed=args.capture_seed,
             force=args.force).items()})
     print_report(summ, args.json, title="isac-testbed encode (per-frame SLP designs ahead, SigMF transmit file)")
@@ -562,6 +625,9 @@ def add_encode(sub) -> None:
                    help="torch threads [$OMP_NUM_THREADS or 1]")
     p.add_argument("--simulate-capture", default=None, metavar="DIR",
                    help="also play the file through the simulated channel into DIR/users|radar.sigmf-*")
+    p.add_argument("--capture-via", choices=("numpy", "gnuradio"), default="numpy",
+                   help="simulated capture by the numpy channel or by a GNU Radio flowgraph (file_source -> "
+                        "frame_tagger -> frontend sim -> file_sink) [numpy]")
     p.add_argument("--user-noise-db", type=float, default=0.0, help="extra user noise of the simulated capture [dB] [0]")
     p.add_argument("--capture-seed", type=int, default=0, help="noise/RCS seed of the simulated capture [0]")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")

@@ -232,3 +232,56 @@ def test_bad_input_one_line_exit_2(run, tmp_path, capsys):
     rc = main(["decode", str(d / "cap"), "--received", str(tmp_path / "rx")])
     _err(capsys, rc, "decode", "--received", "user0.bin", "--force")
     assert (tmp_path / "rx" / "user0.bin").read_bytes() == b"old"
+
+
+@pytest.mark.gnuradio
+def test_gnuradio_playback_of_the_transmit_file_decodes_byte_for_byte(run, tmp_path):
+    """The front ends play the file: stock blocks.file_source → frame_tagger → frontend(sim) → file_sink
+    (a real GNU Radio flowgraph), then decode returns every user's payload and the radar agrees."""
+    pytest.importorskip("gnuradio")
+    from isac_testbed.offline import decode, play_gnuradio
+    d, scn, pay, summ, cap = run
+    out = play_gnuradio(d / "tx.sigmf-meta", tmp_path / "gr", user_noise_db=-10.0, seed=8)
+    assert out["frames"] == summ["frames"]
+    rep, arrays, got = decode(tmp_path / "gr", reference="random")
+    assert got == pay and rep["payload_match"] and rep["ci_frames_ok"] == 1.0
+    # the radar statistic of the GNU Radio capture: H0 frames are Exp(1) (mean 1 within 4 standard errors)
+    z0 = arrays["z"][~arrays["present"]]
+    assert abs(z0.mean() - 1) < 4 / np.sqrt(z0.size)
+
+
+def test_link_png_on_the_numpy_loop_output(tmp_path):
+    """write_link_png on run_link's report (no per-frame arrays: those panels say so) and with arrays: the
+    bars are the report's BER/PER, the CI wedge has its apex at √Γ, the threshold line is at −ln Pfa."""
+    import math
+    import torch
+    from isac_opt.link.loop import run_link
+    from isac_opt.link.offline import link_state
+    from isac_testbed.link_png import write_link_png
+    scn = ScenarioA()
+    ch, phi = link_state(scn, 0)
+    pay = [np.random.default_rng(k).bytes(120) for k in range(scn.K)]
+    res = run_link(scn, ch, phi, pay, engine_kw={"dtype": torch.float32, "layers": 0}, user_noise_db=6.0, seed=2,
+                   frames=40)
+    rep = dict(res.report, packets=[u["packets"] for u in res.users])
+    fig = write_link_png(tmp_path / "a.png", rep, {"symbols_per_user": rep["frames"] * scn.L})
+    assert (tmp_path / "a.png").stat().st_size > 10_000
+    assert fig._link_panels == {"ber": True, "sinr": True}
+    heights = sorted(round(p.get_height(), 12) for p in fig.axes[0].patches)
+    want = sorted(round(max(v, 1e-7), 12) for v in rep["ber"] + rep["per"])
+    assert heights == want
+    rng = np.random.default_rng(0)
+    F = 400
+    present = np.arange(F) % 2 == 0
+    sinr = np.full(F, 50.0)
+    z = rng.exponential(1 + sinr * present)
+    der = [np.sqrt(10) + 3 + rng.standard_normal(500) + 1j * rng.standard_normal(500) for _ in range(scn.K)]
+    rep.update(pfa=1e-2)
+    fig = write_link_png(tmp_path / "b.png", rep, {"z": z, "present": present, "sinr_pred": sinr, "derotated": der,
+                                                   "gamma_db": [10.0] * scn.K, "psk_order": 4})
+    assert set(fig._link_panels) == {"ber", "derotated", "histogram", "sinr"}
+    wedge = fig.axes[1].collections[0].get_paths()[0].vertices
+    assert wedge[:, 0].min() == pytest.approx(math.sqrt(10))
+    xs = [ln.get_xdata()[0] for ln in fig.axes[2].lines if ln.get_linestyle() == "--"]
+    assert any(x == pytest.approx(-math.log(1e-2)) for x in xs)
+    assert fig.axes[2].get_yscale() == "log"
