@@ -123,15 +123,16 @@ def _png(path, res):
         sp = r["sinr_pred"][r["present"]]
         ax[0].semilogx(pf, rs.pd_varying(pf, sp), f"C{i}-", lw=1, label=f"seed {r['seed']}: model mean_f Pfa^(1/(1+SINR_f))")
         ax[0].semilogx(pf, rs.pd_fixed(pf, sp.mean()), f"C{i}:", lw=1, label=f"seed {r['seed']}: fixed formula at mean SINR")
-        xe = np.vstack([c["pfa_emp"] - c["pfa_lo"], c["pfa_hi"] - c["pfa_emp"]])
+        xp = np.maximum(c["pfa_emp"], 1e-4)                 # Pfa_emp = 0 drawn at 1e-4 (log axis)
+        xe = np.vstack([xp - np.maximum(c["pfa_lo"], 5e-5), np.maximum(c["pfa_hi"] - xp, 0)])
         ye = np.vstack([c["pd_emp"] - c["pd_lo"], c["pd_hi"] - c["pd_emp"]])
-        ax[0].errorbar(np.maximum(c["pfa_emp"], 1e-4), c["pd_emp"], xerr=xe, yerr=ye, fmt="o", ms=3, color=f"C{i}",
+        ax[0].errorbar(xp, c["pd_emp"], xerr=xe, yerr=ye, fmt="o", ms=3, color=f"C{i}",
                        capsize=2, label=f"seed {r['seed']}: measured (CP, Bonferroni)")
         e = r["sinr"]
         ax[1].errorbar([i], [e["measured_db"]], yerr=[[e["measured_db"] - e["lo_db"]], [e["hi_db"] - e["measured_db"]]],
                        fmt="o", color=f"C{i}", capsize=4, label=f"seed {r['seed']}: measured (95%)")
         ax[1].plot([i - 0.3, i + 0.3], [e["predicted_db"]] * 2, "k-", lw=2)
-    ax[0].set_xlabel("Pfa"); ax[0].set_ylabel("Pd"); ax[0].legend(fontsize=6); ax[0].set_ylim(0.5, 1.0)
+    ax[0].set_xlabel("Pfa"); ax[0].set_ylabel("Pd"); ax[0].legend(fontsize=6); ax[0].set_ylim(min(r["roc"]["pd_lo"].min() for r in res) - 0.03, 1.0)
     ax[0].set_title("ROC over per-frame varying waveforms", fontsize=9)
     ax[1].set_xticks(range(len(res)), [f"seed {r['seed']}" for r in res])
     ax[1].set_ylabel("radar SINR [dB]"); ax[1].legend(fontsize=7)
