@@ -68,6 +68,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--out", default="benchmarks/results/link_radar")
+    ap.add_argument("--run-link", action="store_true",
+                    help="also run isac_opt.link.loop.run_link on the same link states and frame count and print "
+                         "its own (mean-only) radar SINR report next to this driver's")
     a = ap.parse_args(argv)
     scn = ScenarioA()
     settings = off.EncodeSettings(batch=a.batch, layers=a.layers, dtype=a.dtype, threads=1)
@@ -91,6 +94,17 @@ def main(argv=None) -> int:
                   f"{c['pd_fixed_at_mean_sinr'][j]:.4f}        | {bool(c['pfa_in_ci'][j] and c['pd_in_ci'][j])}")
         print(f"  every point on the model curve within its interval (CP, Bonferroni, level {c['level']:.4f}): "
               f"{c['all_in_ci']}; Wilson: {r['roc_wilson_all_in_ci']}")
+        if a.run_link:
+            import torch
+            from isac_opt.link.loop import run_link
+            ch, phi = off.link_state(scn, s)
+            pay = [np.random.default_rng([s, 7, k]).bytes(100) for k in range(scn.K)]
+            lr = run_link(scn, ch, phi, pay, engine_kw={"dtype": getattr(torch, a.dtype), "layers": a.layers},
+                          frames=a.frames, batch=a.batch, seed=a.capture_seed + 100 + i).report
+            r["run_link"] = {k: lr[k] for k in ("frames", "target_frames", "sinr_measured_db", "sinr_predicted_db")}
+            print(f"  run_link (same link state, {lr['frames']} frames, own noise seed): SINR measured "
+                  f"{lr['sinr_measured_db']:.3f} dB vs predicted {lr['sinr_predicted_db']:.3f} dB "
+                  f"(diff {lr['sinr_measured_db'] - lr['sinr_predicted_db']:+.3f} dB)")
     with open(str(out) + ".csv", "w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(["seed", "pfa", "pfa_emp", "pfa_lo", "pfa_hi", "pd_emp", "pd_lo", "pd_hi", "pd_model",
@@ -105,7 +119,7 @@ def main(argv=None) -> int:
     js = {"machine": machine_line(), "args": vars(a), "runs": [
         {"seed": r["seed"], "capture_seed": r["capture_seed"], "frames": r["frames"], "design_s": r["design_s"],
          "ci_frames_ok": r["ci_frames_ok"], "sinr": r["sinr"], "roc": {k: clean(v) for k, v in r["roc"].items()},
-         "roc_wilson_all_in_ci": r["roc_wilson_all_in_ci"]} for r in res]}
+         "roc_wilson_all_in_ci": r["roc_wilson_all_in_ci"], "run_link": r.get("run_link")} for r in res]}
     Path(str(out) + ".json").write_text(json.dumps(js, indent=1, default=clean))
     _png(str(out) + ".png", res)
     print(f"wrote {out}.json, {out}.csv, {out}.png")

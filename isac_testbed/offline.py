@@ -144,10 +144,11 @@ def read_sigmf(path, what: str, channels: int | None = None) -> tuple[dict, np.n
 
 
 def _need(g: dict, key: str, types, where: str):
-    if key not in g or not isinstance(g[key], types) or isinstance(g[key], bool) and bool not in (
-            types if isinstance(types, tuple) else (types,)):
+    """Metadata field ``key`` of type ``types`` (bool is not an int here), or a one-line UserError naming it."""
+    v = g.get(key)
+    if v is None or not isinstance(v, types) or (isinstance(v, bool) and types in (int, float, (int, float))):
         raise UserError(f"{where}: {key}: missing or of the wrong type in the metadata")
-    return g[key]
+    return v
 
 
 def _scenario_of(g: dict, where: str):
@@ -193,7 +194,7 @@ def encode(scn, payloads: list[bytes], stem, *, seed: int = 0, settings=None, ra
     except ValueError as e:
         raise UserError(f"--backend: {e}") from None
     sym, n_packets = plan_symbols(scn, payloads, settings.chunk, frames)
-    key = encode_key(scn, seed, payloads, settings, software=software)
+    key = encode_key(scn, seed, payloads, settings, symbols=sym, software=software)
     kd = key_digest(key)
     ch, phi = link_state(scn, seed)
     store = DesignChunks(_partial_dir(stem, kd), key, warn=warn)
@@ -529,6 +530,13 @@ def _settings(args):
                           threads=args.threads, device=args.device)
 
 
+def _progress_bar(done: int, total: int, width: int = 40) -> None:
+    """One-line progress bar on stderr (a tty only), finished with a newline."""
+    k = int(width * done / max(total, 1))
+    print(f"\r  encode [{'#' * k}{'.' * (width - k)}] {done}/{total} frames", end="" if done < total else "\n",
+          file=sys.stderr, flush=True)
+
+
 def cmd_encode(args) -> int:
     from isac_opt.paper_a.scenario import ScenarioA
     from isac_opt.scenario import load_scenario
@@ -551,12 +559,7 @@ def cmd_encode(args) -> int:
             for e in ("data", "meta"):
                 check_output_file(Path(args.simulate_capture) / f"{n}.sigmf-{e}", force=args.force,
                                   what="--simulate-capture")
-    prog = None
-    if not args.json and sys.stderr.isatty():
-        def prog(d, n, _w=40):
-            k = int(_w * d / max(n, 1))
-            print(f"\r  encode [{'#' * k}{'.' * (_w - k)}] {d}/{n} frames", end="" if d < n else "\n",
-                  file=sys.stderr, flush=True)
+    prog = _progress_bar if (not args.json and sys.stderr.isatty()) else None
     summ = encode(scn, payloads, args.out, seed=args.seed, settings=_settings(args), rate=args.rate,
                   frequency=args.frequency, backend=args.backend, frames=args.frames, payload_kind=kind,
                   force=args.force, progress=prog)

@@ -143,9 +143,12 @@ def test_resume_store_never_mixes_runs(run, tmp_path):
     k2 = encode_key(scn, 1, pay, SETTINGS, software={"v": 1})
     k3 = encode_key(scn, 0, pay[:2] + [pay[2][:-1] + b"x"], SETTINGS, software={"v": 1})
     k4 = encode_key(scn, 0, pay, EncodeSettings(chunk=16, batch=16, layers=2, threads=1), software={"v": 1})
-    from isac_opt.link.offline import key_digest
-    assert len({key_digest(k) for k in (k1, k2, k3, k4)}) == 4
     sym, _ = plan_symbols(scn, pay, SETTINGS.chunk)
+    k5 = encode_key(scn, 0, pay, SETTINGS, symbols=sym, software={"v": 1})
+    k6 = encode_key(scn, 0, pay, SETTINGS, symbols=plan_symbols(scn, pay, SETTINGS.chunk, sym.shape[0] + 1)[0],
+                    software={"v": 1})                                # --frames is part of the key
+    from isac_opt.link.offline import key_digest
+    assert len({key_digest(k) for k in (k1, k2, k3, k4, k5, k6)}) == 6
     sym = sym[:20]
     ch, phi = link_state(scn, 0)
     warn = []

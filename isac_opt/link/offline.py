@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -86,12 +85,19 @@ def scenario_digest(scn) -> str:
     return digest(scn.to_dict())
 
 
-def encode_key(scn, seed: int, payloads: list[bytes], settings: EncodeSettings, *, software: dict | None = None) -> dict:
-    """The resume key of an encode run: every input the designs depend on (JSON-plain)."""
+def encode_key(scn, seed: int, payloads: list[bytes], settings: EncodeSettings, *, symbols=None,
+               software: dict | None = None) -> dict:
+    """The resume key of an encode run: every input the designs depend on (JSON-plain): scenario, seed (the
+    link state), per-user payload SHA-256, settings, the software fingerprint and, when given, the frame
+    count and SHA-256 of the symbol frames (F, K, L) actually designed (so ``--frames`` is part of it)."""
     from ..repro.store import canonical, software_fingerprint
     k = {"format": FORMAT, "scenario": scn.to_dict(), "seed": int(seed),
          "payload_sha256": [sha256_hex(p) for p in payloads], "settings": asdict(settings),
          "software": software_fingerprint() if software is None else software}
+    if symbols is not None:
+        sym = np.ascontiguousarray(symbols, dtype=np.int64)
+        k["frames"] = int(sym.shape[0])
+        k["symbols_sha256"] = sha256_hex(sym.tobytes())
     return json.loads(canonical(k))
 
 
