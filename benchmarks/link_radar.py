@@ -98,7 +98,10 @@ def main(argv=None) -> int:
             import torch
             from isac_opt.link.loop import run_link
             ch, phi = off.link_state(scn, s)
-            pay = [np.random.default_rng([s, 7, k]).bytes(100) for k in range(scn.K)]
+            # random payload bytes filling the frames (64-byte chunks in 72-byte packets), so that its frames
+            # carry random symbols like this driver's (idle filler packets would repeat one symbol pattern)
+            n_bytes = a.frames * scn.L * 2 // 8 * 64 // 72 - 100
+            pay = [np.random.default_rng([s, 7, k]).bytes(n_bytes) for k in range(scn.K)]
             lr = run_link(scn, ch, phi, pay, engine_kw={"dtype": getattr(torch, a.dtype), "layers": a.layers},
                           frames=a.frames, batch=a.batch, seed=a.capture_seed + 100 + i).report
             r["run_link"] = {k: lr[k] for k in ("frames", "target_frames", "sinr_measured_db", "sinr_predicted_db")}
