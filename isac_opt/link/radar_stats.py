@@ -136,8 +136,9 @@ def roc_check(z, present, sinr_pred, pfa, conf: float = 0.95, bonferroni: bool =
     pd_m = pd_varying(pfa, sp[pr])
     pfa_in = (f_lo <= pfa) & (pfa <= f_hi)
     pd_in = (d_lo <= pd_m) & (pd_m <= d_hi)
+    pd_fx = pd_fixed(pfa, float(sp[pr].mean()))
     return {"pfa": pfa, "threshold": eta, "pfa_emp": k0 / n0, "pfa_lo": f_lo, "pfa_hi": f_hi,
             "pd_emp": k1 / n1, "pd_lo": d_lo, "pd_hi": d_hi, "pd_model": pd_m,
-            "pd_fixed_at_mean_sinr": pd_fixed(pfa, float(sp[pr].mean())),
+            "pd_fixed_at_mean_sinr": pd_fx, "pd_fixed_in_ci": (d_lo <= pd_fx) & (pd_fx <= d_hi),
             "pfa_in_ci": pfa_in, "pd_in_ci": pd_in, "all_in_ci": bool(pfa_in.all() and pd_in.all()),
             "level": lvl, "conf": conf, "method": method, "target_frames": n1, "clear_frames": n0}
