@@ -32,6 +32,8 @@ COMMANDS = {
     "calibrate": ("measure and estimate bench calibrations (chains, channels, ris, clutter)",
                   "isac_testbed.calibrate:add_parser"),
     "link": ("live ISAC link: payload bytes in, per-frame SLP designs, bytes out, radar", "isac_testbed.link:add_parser"),
+    "encode": ("offline link: design a payload ahead into a SigMF transmit file", "isac_testbed.offline:add_encode"),
+    "decode": ("offline link: decode a SigMF capture into bytes per user and a report", "isac_testbed.offline:add_decode"),
 }
 
 
