@@ -94,6 +94,202 @@ class FrameDesigns:
         return 10.0 * np.log10(self.sinr)
 
 
+def _cblock(A, dtype, device) -> torch.Tensor:
+    """Real form (2m, 2n) of a complex (m, n) matrix for row vectors [Re z | Im z] (1, 2m):
+    [Re z | Im z] @ [[Re A, Im A], [−Im A, Re A]] = [Re(zA) | Im(zA)]."""
+    A = torch.as_tensor(A)
+    top = torch.cat([A.real, A.imag], dim=1)
+    bot = torch.cat([-A.imag, A.real], dim=1)
+    return torch.cat([top, bot], dim=0).to(dtype=dtype, device=device).contiguous()
+
+
+class _FusedXBlock:
+    """The x-block of :func:`isac_opt.paper_a.unfold.admm_layer` (φ fixed, ALM handler, identity DFP —
+    the shipped network's and the classical solver's configuration), fused for one link state
+    [spec A.6 (25)–(31), (37); A.7 closed-form gradients].
+
+    Same iterates as ``admm_layer`` on the expanded :class:`~isac_opt.paper_a.unfold.DetectProblem`
+    (tested to rounding), but
+
+    * every channel quantity is shared by the frames and precomputed once per block: the legs a, b
+      (Q+1, M), their Gram aᴴa and the normalised user rows h̃';
+    * the waveform is slot-major and real-stacked, u2 (B, L, 2M) = [Re u | Im u], so every product with a
+      channel matrix is ONE real GEMM over B·L rows (:func:`_cblock`) and every elementwise step is a real
+      contiguous op (torch's CPU complex kernels — abs, division — are ~10–20x slower than real ones);
+    * the per-frame Woodbury quantities are (Q+1)×(Q+1): the Gram of the transmit-leg sequences by one
+      small batched GEMM, the solve in complex on (B, Q, Q).
+    """
+
+    def __init__(self, base, phi, ci_scale: float, cfg, params):
+        dev, rdt, cdt = base.device, base.dtype, base.A0.dtype
+        ph = torch.as_tensor(phi, dtype=cdt, device=dev)[None]
+        a, b = base.legs(ph)                                   # (1, I, M) normalised legs
+        a, b = a[0], b[0]
+        I, M = a.shape
+        ht = base.htil(ph)[0] * ci_scale                       # (K, M) normalised user rows (safety factor)
+        K = ht.shape[0]
+        self.M, self.I, self.K, self.Q = M, I, K, I - 1
+        self.Bt = _cblock(b.transpose(0, 1), rdt, dev)          # (2M, 2I): [t] = u @ bᵀ
+        self.Bc = _cblock(b.conj(), rdt, dev)                   # (2I, 2M): G_u = G_t @ b*
+        self.AgT = (a.conj() @ a.transpose(0, 1)).transpose(0, 1).contiguous()   # (aᴴa)ᵀ (I, I), complex
+        self.Ag = self.AgT.transpose(0, 1).contiguous()
+        self.Ht = _cblock(ht.transpose(0, 1), rdt, dev)         # (2M, 2K): z = u @ h̃ᵀ
+        self.Hc = _cblock(ht.conj(), rdt, dev)                  # (2K, 2M): Σ W ∇g = W_c @ h̃*
+        L = base.scn.L
+        d = torch.as_tensor(base.bins, device=dev)
+        d2 = torch.cat([d, d])                                  # the Re and Im columns shift alike
+        ll = torch.arange(L, device=dev)[:, None]
+        self.idx_r = (ll - d2[None]).clamp(min=0)               # (L, 2I): t[l, i] = T[l − d_i, i]
+        self.ok_r = ((ll - d2[None]) >= 0).to(rdt)
+        self.idx_l = (ll + d2[None]).clamp(max=L - 1)
+        self.ok_l = ((ll + d2[None]) < L).to(rdt)
+        self.shift = bool(any(int(x) for x in base.bins))
+        self.eye = torch.eye(self.Q, dtype=cdt, device=dev)
+        th = math.pi / base.scn.psk_order
+        self.sin, self.cos = math.sin(th), math.cos(th)
+        self.cfg, self.params = cfg, params
+        self.N = base.scn.N
+        self.cdt, self.rdt, self.dev = cdt, rdt, dev
+
+    # -- real-stacked helpers -----------------------------------------------------------------------
+    @staticmethod
+    def to_real(z):
+        """complex (B, L, n) → real (B, L, 2n) [Re | Im]."""
+        return torch.cat([z.real, z.imag], dim=-1)
+
+    @staticmethod
+    def to_complex(z2):
+        n = z2.shape[-1] // 2
+        return torch.complex(z2[..., :n], z2[..., n:])
+
+    def _cm(self, z2, ref2):
+        """Unit-modulus projection of real-stacked z2 (per complex entry); where z = 0 the phase of ref2."""
+        M = z2.shape[-1] // 2
+        m2 = z2[..., :M].square() + z2[..., M:].square()
+        if bool((m2 > 0).all()):
+            return z2 * torch.rsqrt(m2).repeat(1, 1, 2)
+        r2 = ref2[..., :M].square() + ref2[..., M:].square()
+        one = torch.ones_like(m2)
+        zu = z2 * torch.rsqrt(torch.where(m2 > 0, m2, one)).repeat(1, 1, 2)
+        ru = ref2 * torch.rsqrt(torch.where(r2 > 0, r2, one)).repeat(1, 1, 2)
+        ru = torch.where((r2 > 0).repeat(1, 1, 2), ru, torch.cat([one, torch.zeros_like(m2)], -1))
+        return torch.where((m2 > 0).repeat(1, 1, 2), zu, ru)
+
+    # -- objective F (MVDR SINR*, linear) and its gradient G = 2∂f/∂u* of f = −F·fscale -------------
+    def _t(self, u2):
+        T = u2 @ self.Bt                                                   # (B, L, 2I) [Re t | Im t]
+        if self.shift:
+            return torch.gather(T, 1, self.idx_r.expand(T.shape[0], -1, -1)) * self.ok_r
+        return T
+
+    def _F(self, t2):
+        I = self.I
+        R = t2.transpose(1, 2) @ t2                                        # (B, 2I, 2I) real Gram
+        Tm = torch.complex(R[:, :I, :I] + R[:, I:, I:], R[:, :I, I:] - R[:, I:, :I])   # tᵢᴴtⱼ
+        P = self.Ag * Tm                                                   # P_ij = (aᵢᴴaⱼ)(tᵢᴴtⱼ)
+        if self.Q == 0:
+            return P[:, 0, 0].real, P, None
+        Gam = P[:, 1:, 1:]
+        r = P[:, 1:, 0]
+        w = torch.linalg.solve(self.eye + Gam, r.unsqueeze(-1)).squeeze(-1)
+        return P[:, 0, 0].real - (r.conj() * w).sum(-1).real, P, w
+
+    def sinr(self, u2):
+        """F (B,) of real-stacked u2 (B, L, 2M): the MVDR SINR* itself (linear)."""
+        return self._F(self._t(u2))[0]
+
+    def _obj(self, u2, fscale):
+        t2 = self._t(u2)
+        F, P, w = self._F(t2)
+        B = u2.shape[0]
+        one = torch.ones(B, 1, dtype=self.cdt, device=self.dev)
+        if self.Q > 0:
+            uq = P[:, 0, 1:] - (w.conj().unsqueeze(1) @ P[:, 1:, 1:]).squeeze(1)
+            cm = torch.cat([one, -w], dim=1)
+            cg = torch.cat([one, -uq], dim=1)
+        else:
+            cm = cg = one
+        cg = (-2.0 * fscale).to(self.cdt)[:, None] * cg
+        Mf = cm[:, :, None] * self.AgT * cg[:, None, :]                   # (B, I, I): G_t = t @ Mf
+        Mr, Mi = Mf.real, Mf.imag
+        M2 = torch.cat([torch.cat([Mr, Mi], 2), torch.cat([-Mi, Mr], 2)], 1)
+        Gt = t2 @ M2                                                       # (B, L, 2I)
+        if self.shift:
+            Gt = torch.gather(Gt, 1, self.idx_l.expand(B, -1, -1)) * self.ok_l
+        return -F * fscale, Gt
+
+    # -- CI constraints g̃ (B, L, K) ≤ 0 [spec A.3 (19)] ------------------------------------------------
+    def _g(self, u2, Scr, Sci, gscale):
+        z = u2 @ self.Ht                                                   # (B, L, 2K)
+        K = self.K
+        zr, zi = z[..., :K], z[..., K:]
+        ztr = zr * Scr - zi * Sci                                          # z̃ = z·e^{−j∠s}
+        zti = zr * Sci + zi * Scr
+        return gscale[:, None, None] * (1.0 - (self.sin * ztr - self.cos * zti.abs())), zti
+
+    def start(self, u0, Sc):
+        """State at u0 (B, L, M) complex, Sc = e^{−j∠s} (B, L, K): :meth:`AdmmState.start` + set_scale."""
+        B, L, M = u0.shape
+        u2 = self.to_real(u0)
+        Scr, Sci = Sc.real.contiguous(), Sc.imag.contiguous()
+        fscale = 1.0 / self.sinr(u2)
+        g1, _ = self._g(u2, Scr, Sci, torch.ones(B, dtype=self.rdt, device=self.dev))
+        gscale = 1.0 / (1.0 - g1).abs().mean(dim=(1, 2)).clamp(min=1.0)
+        rho = torch.full((B,), 1.0 / (M * L + self.N * L), dtype=self.rdt, device=self.dev)
+        beta = torch.zeros(B, L, self.K, dtype=self.rdt, device=self.dev)
+        return dict(u=u2, v=self._cm(u2, u2), mu=torch.zeros_like(u2), beta=beta, rho=rho,
+                    fscale=fscale, gscale=gscale, Scr=Scr, Sci=Sci)
+
+    def layer(self, st, t: int):
+        """ADMM layer t, x-block only: J ALM iterations of R projected-gradient steps, then v and μ."""
+        cfg, params = self.cfg, self.params
+        z, aux, mu, rho = st["u"], st["v"], st["mu"], st["rho"]
+        fscale, gscale, Scr, Sci = st["fscale"], st["gscale"], st["Scr"], st["Sci"]
+        beta = torch.zeros_like(st["beta"]) if cfg.reset_beta else st["beta"]
+        rc = rho[:, None, None]
+        off = mu / rc - aux                                                # dz = z + off
+        gsc = gscale[:, None, None]
+        ns, cs = -self.sin, self.cos
+        for j in range(cfg.J):
+            gval, _ = self._g(z, Scr, Sci, gscale)
+            eta = params.dual("x", t, j, gval, beta)
+            beta = torch.clamp(beta + eta * gval, min=0.0)
+            Wb = beta * gsc
+            # W ⊙ c ⊙ conj(Sc) with c = −sinΘ + j cosΘ sgn(Im z̃): its real and imaginary parts need sgn only
+            Wa_r, Wa_i = Wb * (ns * Scr), Wb * (-ns * Sci)                 # the −sinΘ·conj(Sc) part
+            Wb_r, Wb_i = Wb * (cs * Sci), Wb * (cs * Scr)                  # the j cosΘ·conj(Sc) part, ×sgn
+
+            def lagr(zz):
+                f, Gt = self._obj(zz, fscale)
+                g, zti = self._g(zz, Scr, Sci, gscale)
+                sg = torch.sign(zti)
+                Wc = torch.cat([Wa_r + sg * Wb_r, Wa_i + sg * Wb_i], dim=-1)  # (B, L, 2K)
+                dz = zz + off
+                Lv = f + 0.5 * rho * dz.square().sum(dim=(1, 2)) + (beta * g).sum(dim=(1, 2))
+                G = torch.cat([Gt, Wc], dim=-1) @ self._GH + rc * dz
+                return Lv, G
+
+            Lv, G = lagr(z)
+            for r in range(cfg.R):
+                gn = torch.sqrt(G.square().sum(dim=(1, 2)))
+                tau = params.step("x", t, j, r, gn, Lv)
+                znew = self._cm(z - tau[:, None, None] * G, z)
+                if r == cfg.R - 1:
+                    z = znew
+                    break
+                Lv, G = lagr(znew)
+                z = znew
+        v = self._cm(rc * z + mu, z)
+        return dict(st, u=z, v=v, mu=mu + rc * (z - v), beta=beta)
+
+    @property
+    def _GH(self):
+        """(2I + 2K, 2M): [G_t | W_c] @ [[b*], [h̃*]] in one GEMM."""
+        if not hasattr(self, "_gh"):
+            self._gh = torch.cat([self.Bc, self.Hc], dim=0).contiguous()
+        return self._gh
+
+
 class LinkEngine:
     """Per-frame design engine for one coherence block (see the module docstring).
 
@@ -111,7 +307,8 @@ class LinkEngine:
     """
 
     def __init__(self, scn: ScenarioA, ch: ChannelsA, phi, *, dtype=torch.float64, device="cpu",
-                 layers: int | None = None, check_every: int = 5, net="auto", radar_codebook: bool = True):
+                 layers: int | None = None, check_every: int = 5, net="auto", radar_codebook: bool = True,
+                 fused: bool = True):
         from ..paper_a.unfold import DetectProblem
         if dtype not in (torch.float32, torch.float64):
             raise IsacError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
@@ -140,6 +337,18 @@ class LinkEngine:
         # after rounding (float32) — the float64 check below is the one that certifies
         self._ci_safety = 1e-4 if dtype == torch.float32 else 1e-9
         self._setup_solver(layers, check_every, net)
+        from ..paper_a.channels import legs
+        self._legs = legs(ch, phi, scn.ris_leg_model)                           # (a, b), each (Q+1, M)
+        kap = np.r_[1.0, np.sqrt(np.asarray(scn.xi_q_sq, dtype=np.float64))] / math.sqrt(scn.noise_radar_w)
+        a = self._legs[0]
+        self._agram = kap[:, None] * kap[None, :] * (np.conj(a) @ a.T)        # κᵢκⱼ aᵢᴴaⱼ (Q+1, Q+1)
+        self._bins = np.array((scn.target_bin,) + tuple(scn.clutter_bins), dtype=np.int64)
+        self._xb = None
+        if fused and self.cfg.handler == "alm" and self.cfg.dfp_variant == "identity" and not self.cfg.update_phi:
+            from ..paper_a.unfold.model import _MLPParams
+            params = _MLPParams(self.net.layers) if self.net is not None else self.params
+            self._xb = _FusedXBlock(self._base, phi, 1.0 / (1.0 + self._ci_safety), self.cfg, params)
+        self.fused = self._xb is not None
 
     # ------------------------------------------------------------------------------------------
     # codebook [spec A.10 per slot]
@@ -265,7 +474,6 @@ class LinkEngine:
 
     def design(self, S) -> FrameDesigns:
         """Waveforms for a batch of symbol frames S (B, K, L) (complex PSK symbols or indices) or (K, L)."""
-        from ..paper_a.unfold import AdmmState, CIConstraint, SinrObjective, admm_layer
         t0 = time.perf_counter()
         idx = symbol_indices(S, self.order)
         if idx.ndim == 2:
@@ -274,37 +482,30 @@ class LinkEngine:
             raise IsacError(f"symbols: expected shape (B, {self.K}, {self.L}), got {tuple(np.shape(S))}")
         B = idx.shape[0]
         Ssym = psk_constellation(self.order)[idx]                                    # (B, K, L)
-        X0, _ = self.start_waveforms(idx)
+        X0, code = self.start_waveforms(idx)
         sinr0 = self.sinr(X0)
         best_X, best_s = X0.copy(), sinr0.copy()
         best_fb = np.zeros(B, np.int64)
         amp = self.scn.amp
         if self.codebook_radar is not None:        # the radar-aware lookup is a candidate of its own
-            code = np.tensordot(self.order ** np.arange(self.K), idx, axes=([0], [1]))
             Xr = np.transpose(self.codebook_radar[code], (0, 2, 1))
             sr = self.sinr(Xr)
             better = sr > best_s
             best_X[better], best_s[better] = Xr[better], sr[better]
-        if self.layers > 0:
-            prob = self._problem(np.conj(Ssym))
-            cdt = prob.A0.dtype
-            u0 = torch.as_tensor(X0 / amp, dtype=cdt, device=self.device)
-            phi0 = torch.as_tensor(self.phi, dtype=cdt, device=self.device).expand(B, -1)
+
+        def offer(Xc_raw):
+            # best feasible iterate: certify in float64 (CM, per-slot repair), keep if better
+            Xc, fb = self._certify(Xc_raw, X0, Ssym)
+            sc = self.sinr(Xc)
+            better = sc > best_s
+            best_X[better], best_s[better], best_fb[better] = Xc[better], sc[better], fb[better]
+
+        if self.layers > 0 and B > 0:
             with torch.no_grad():
-                prob.set_scale(u0, phi0)
-                obj, cons = SinrObjective(prob), CIConstraint(prob)
-                st = AdmmState.start(u0, phi0, obj.value(u0, phi0), self.K, self.L)
-                for t in range(self.layers):
-                    if self.net is not None:
-                        st = self.net(st, obj, cons, cfg=self.cfg, layers=range(t, t + 1))
-                    else:
-                        st = admm_layer(st, t, obj, cons, self.params, self.cfg)
-                    if (t + 1) % self.check_every == 0 or t + 1 == self.layers:
-                        # best feasible iterate: certify in float64 (CM, per-slot repair), keep if better
-                        Xc, fb = self._certify(st.x.detach().cpu().to(torch.complex128).numpy() * amp, X0, Ssym)
-                        sc = self.sinr(Xc)
-                        better = sc > best_s
-                        best_X[better], best_s[better], best_fb[better] = Xc[better], sc[better], fb[better]
+                if self._xb is not None:
+                    self._polish_fused(X0, Ssym, offer)
+                else:
+                    self._polish_generic(X0, Ssym, offer)
         marg = self._margins(best_X, Ssym).min(axis=(1, 2))
         cm = np.abs(np.abs(best_X) - amp).max(axis=(1, 2)) <= 1e-6 * amp
         from ..contract import CI_TOL
@@ -312,11 +513,47 @@ class LinkEngine:
         return FrameDesigns(X=best_X, S=Ssym, sinr=best_s, sinr_start=sinr0, min_margin=marg,
                             fallback_slots=best_fb, ok=ok, seconds=time.perf_counter() - t0)
 
-    def _certify(self, X, X0, S, n_bisect: int = 24):
+    def _checkpoint(self, t: int) -> bool:
+        return (t + 1) % self.check_every == 0 or t + 1 == self.layers
+
+    def _polish_fused(self, X0, Ssym, offer) -> None:
+        """The polish by :class:`_FusedXBlock` (slot-major tensors); iterates offered at the check points."""
+        xb, amp = self._xb, self.scn.amp
+        u0 = torch.as_tensor(np.ascontiguousarray(np.transpose(X0, (0, 2, 1))) / amp, dtype=xb.cdt, device=xb.dev)
+        Sc = torch.as_tensor(np.ascontiguousarray(np.transpose(np.conj(Ssym), (0, 2, 1))), dtype=xb.cdt, device=xb.dev)
+        st = xb.start(u0, Sc)
+        for t in range(self.layers):
+            st = xb.layer(st, t)
+            if self._checkpoint(t):
+                u = xb.to_complex(st["u"]).cpu().to(torch.complex128).numpy()
+                offer(np.transpose(u, (0, 2, 1)) * amp)
+
+    def _polish_generic(self, X0, Ssym, offer) -> None:
+        """The polish by the general unfold machinery (``admm_layer`` on the expanded DetectProblem) —
+        the reference the fused x-block is tested against (``fused=False``)."""
+        from ..paper_a.unfold import AdmmState, CIConstraint, SinrObjective, admm_layer
+        B, amp = X0.shape[0], self.scn.amp
+        prob = self._problem(np.conj(Ssym))
+        cdt = prob.A0.dtype
+        u0 = torch.as_tensor(X0 / amp, dtype=cdt, device=self.device)
+        phi0 = torch.as_tensor(self.phi, dtype=cdt, device=self.device).expand(B, -1)
+        prob.set_scale(u0, phi0)
+        obj, cons = SinrObjective(prob), CIConstraint(prob)
+        st = AdmmState.start(u0, phi0, obj.value(u0, phi0), self.K, self.L)
+        for t in range(self.layers):
+            if self.net is not None:
+                st = self.net(st, obj, cons, cfg=self.cfg, layers=range(t, t + 1))
+            else:
+                st = admm_layer(st, t, obj, cons, self.params, self.cfg)
+            if self._checkpoint(t):
+                offer(st.x.detach().cpu().to(torch.complex128).numpy() * amp)
+
+    def _certify(self, X, X0, S, n_bisect: int = 12):
         """CM projection of X (B, M, L), then every slot whose CI constraints fail (float64) is moved towards
-        its codebook start: x_l ← CM((1 − α)x_l + α x⁰_l) with the smallest feasible α (bisection, only the
-        failing slots; the repair of :func:`isac_opt.paper_a.unfold.repair_ci`, in float64); a slot still
-        failing takes x⁰_l. Returns (X certified, slots touched per frame)."""
+        its codebook start: x_l ← CM((1 − α)x_l + α x⁰_l) with the smallest feasible α found by ``n_bisect``
+        bisection steps (α to 2^−n_bisect; only the failing slots; the repair of
+        :func:`isac_opt.paper_a.unfold.repair_ci`, in float64); a slot still failing takes x⁰_l.
+        Returns (X certified, slots touched per frame)."""
         amp = self.scn.amp
         X = project_cm(X, amp, X0)
         bad = self._margins(X, S).min(axis=1) < 1.0                                  # (B, L)
@@ -325,21 +562,33 @@ class LinkEngine:
         bi, li = np.nonzero(bad)
         x, x0 = X[bi, :, li], X0[bi, :, li]                                          # (n, M)
         R = self._rows[self._codes(S[bi, :, li])]                                    # (n, 2K, M)
+        Rr, Ri = R.real[:, :, None, :], R.imag[:, :, None, :]                         # (n, 2K, 1, M)
+        xr, xi, dr, di = x.real, x.imag, (x0 - x).real, (x0 - x).imag
 
-        def feas(al):
-            xm = (1 - al[:, None]) * x + al[:, None] * x0
-            mag = np.abs(xm)
-            xm = np.where(mag > 0, amp * xm / np.where(mag > 0, mag, 1.0), x0)     # CM, x⁰'s phase at 0
-            return xm, (R * xm[:, None, :]).sum(axis=2).real.min(axis=1) >= 1.0
+        def feas(al):                                 # al (n, c): c candidate α per slot at once
+            mr, mi = xr[:, None, :] + al[..., None] * dr[:, None, :], xi[:, None, :] + al[..., None] * di[:, None, :]
+            m2 = mr * mr + mi * mi                    # 0 only where x and x⁰ are opposite and α = ½: x⁰'s phase
+            inv = np.where(m2 > 0, amp / np.sqrt(np.where(m2 > 0, m2, 1.0)), 0.0)
+            zero = m2 <= 0
+            mr = np.where(zero, x0.real[:, None, :], mr * inv)
+            mi = np.where(zero, x0.imag[:, None, :], mi * inv)
+            marg = (Rr * mr[:, None] - Ri * mi[:, None]).sum(axis=3).min(axis=1)   # (n, c)
+            return marg >= 1.0
 
+        # bisection, 3 points per step (quartering the bracket: n_bisect/2 steps of 2 bits each)
         lo, hi = np.zeros(len(bi)), np.ones(len(bi))
-        for _ in range(n_bisect):
-            mid = 0.5 * (lo + hi)
-            _, f = feas(mid)
-            hi, lo = np.where(f, mid, hi), np.where(f, lo, mid)
-        xm, f = feas(hi)
-        # the slot-level check above is the linear form of the margins; the final word is ci_margins
-        f &= (ci_margins(xm @ self.Htil.T, S[bi, :, li], self.order) / self.gamma[None, :]).min(axis=1) >= 1.0
+        for _ in range((n_bisect + 1) // 2):
+            q = (hi - lo)[:, None] * np.array([0.25, 0.5, 0.75])[None] + lo[:, None]
+            f = feas(q)                                                               # (n, 3)
+            first = np.where(f.any(axis=1), f.argmax(axis=1), 3)                      # smallest feasible quarter
+            q4 = np.concatenate([lo[:, None], q, hi[:, None]], axis=1)
+            hi = q4[np.arange(len(bi)), first + 1]
+            lo = q4[np.arange(len(bi)), first]
+        xm = x + hi[:, None] * (x0 - x)
+        mag = np.abs(xm)
+        xm = np.where(mag > 0, amp * xm / np.where(mag > 0, mag, 1.0), x0)         # CM, x⁰'s phase at 0
+        # the final word is ci_margins (float64, the contract's function)
+        f = (ci_margins(xm @ self.Htil.T, S[bi, :, li], self.order) / self.gamma[None, :]).min(axis=1) >= 1.0
         X[bi, :, li] = np.where(f[:, None], xm, x0)
         return X, np.bincount(bi, minlength=X.shape[0]).astype(np.int64)
 
@@ -378,7 +627,29 @@ class LinkEngine:
         return (s - (U @ np.linalg.solve(core, Us))[..., 0]) / nz
 
     def sinr(self, X) -> np.ndarray:
-        """MVDR SINR* = ξ0² sᴴC⁻¹s (linear) per frame, X (B, M, L); float64, Woodbury [spec A.4 (20)]."""
+        """MVDR SINR* = ξ0² sᴴC⁻¹s (linear) per frame, X (B, M, L); float64 [spec A.4 (20)].
+
+        Fully structured (spec performance notes §4.1): with tᵢ = J_{dᵢ}(bᵢᵀX) (L,) and the rank-one echo
+        columns vᵢ = κᵢ aᵢ ⊗ tᵢ (κ₀ = 1/σ, κ_q = ξ_q/σ), every inner product factorises,
+        P_ij = vᵢᴴvⱼ = κᵢκⱼ(aᵢᴴaⱼ)(tᵢᴴtⱼ), and by Woodbury ξ0²sᴴC⁻¹s = ξ0²(P₀₀ − rᴴ(I + Γ)⁻¹r) with
+        Γ = P[1:, 1:], r = P[1:, 0] — a (Q+1)² Gram and a Q×Q solve per frame, never an ML-vector.
+        :meth:`_sinr_woodbury` is the ML-vector form it is tested against."""
+        X = np.asarray(X, dtype=np.complex128)
+        B, L = X.shape[0], self.L
+        T = np.matmul(np.swapaxes(X, 1, 2), self._legs[1].T)                      # (B, L, Q+1): bᵢᵀx_l
+        t = np.zeros_like(T)
+        for i, d in enumerate(self._bins):                                        # J_d: delay by d slots
+            t[:, d:, i] = T[:, :L - d, i]
+        P = self._agram * np.matmul(np.conj(np.swapaxes(t, 1, 2)), t)             # (B, Q+1, Q+1)
+        F = P[:, 0, 0].real
+        if self.scn.Q:
+            r = P[:, 1:, 0]
+            w = np.linalg.solve(np.eye(self.scn.Q) + P[:, 1:, 1:], r[..., None])[..., 0]
+            F = F - np.real(np.sum(np.conj(r) * w, axis=1))
+        return self.scn.xi0_sq * F
+
+    def _sinr_woodbury(self, X) -> np.ndarray:
+        """MVDR SINR* by Woodbury on the ML-vectors s, U (the reference of :meth:`sinr`)."""
         s, U = self._echo_parts(X)
         return self.scn.xi0_sq * np.real(np.sum(s.conj() * self._cinv(s, U), axis=1))
 
