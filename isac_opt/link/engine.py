@@ -95,11 +95,11 @@ class FrameDesigns:
 
 
 def _cblock(A, dtype, device) -> torch.Tensor:
-    """Real form (2m, 2n) of a complex (m, n) matrix for row vectors [Re z | Im z] (1, 2m):
-    [Re z | Im z] @ [[Re A, Im A], [−Im A, Re A]] = [Re(zA) | Im(zA)]."""
+    """Real form (2m, 2n) of a complex (m, n) matrix acting on real-stacked columns [Re z; Im z] (2n,):
+    [[Re A, −Im A], [Im A, Re A]] @ [Re z; Im z] = [Re(Az); Im(Az)]."""
     A = torch.as_tensor(A)
-    top = torch.cat([A.real, A.imag], dim=1)
-    bot = torch.cat([-A.imag, A.real], dim=1)
+    top = torch.cat([A.real, -A.imag], dim=1)
+    bot = torch.cat([A.imag, A.real], dim=1)
     return torch.cat([top, bot], dim=0).to(dtype=dtype, device=device).contiguous()
 
 
@@ -113,9 +113,10 @@ class _FusedXBlock:
 
     * every channel quantity is shared by the frames and precomputed once per block: the legs a, b
       (Q+1, M), their Gram aᴴa and the normalised user rows h̃';
-    * the waveform is slot-major and real-stacked, u2 (B, L, 2M) = [Re u | Im u], so every product with a
-      channel matrix is ONE real GEMM over B·L rows (:func:`_cblock`) and every elementwise step is a real
-      contiguous op (torch's CPU complex kernels — abs, division — are ~10–20x slower than real ones);
+    * the waveform is real-stacked and feature-major, u (2M, B, L) = [Re u; Im u], so every product with a
+      channel matrix is ONE wide real GEMM (2m × 2M) @ (2M × B·L) (:func:`_cblock`), every elementwise
+      step is a real contiguous op (torch's CPU complex kernels — abs, division — are many times slower)
+      and the range delays are slices along L (no gather);
     * the per-frame Woodbury quantities are (Q+1)×(Q+1): the Gram of the transmit-leg sequences by one
       small batched GEMM, the solve in complex on (B, Q, Q).
     """
@@ -128,22 +129,16 @@ class _FusedXBlock:
         I, M = a.shape
         ht = base.htil(ph)[0] * ci_scale                       # (K, M) normalised user rows (safety factor)
         K = ht.shape[0]
-        self.M, self.I, self.K, self.Q = M, I, K, I - 1
-        self.Bt = _cblock(b.transpose(0, 1), rdt, dev)          # (2M, 2I): [t] = u @ bᵀ
-        self.Bc = _cblock(b.conj(), rdt, dev)                   # (2I, 2M): G_u = G_t @ b*
-        self.AgT = (a.conj() @ a.transpose(0, 1)).transpose(0, 1).contiguous()   # (aᴴa)ᵀ (I, I), complex
-        self.Ag = self.AgT.transpose(0, 1).contiguous()
-        self.Ht = _cblock(ht.transpose(0, 1), rdt, dev)         # (2M, 2K): z = u @ h̃ᵀ
-        self.Hc = _cblock(ht.conj(), rdt, dev)                  # (2K, 2M): Σ W ∇g = W_c @ h̃*
-        L = base.scn.L
-        d = torch.as_tensor(base.bins, device=dev)
-        d2 = torch.cat([d, d])                                  # the Re and Im columns shift alike
-        ll = torch.arange(L, device=dev)[:, None]
-        self.idx_r = (ll - d2[None]).clamp(min=0)               # (L, 2I): t[l, i] = T[l − d_i, i]
-        self.ok_r = ((ll - d2[None]) >= 0).to(rdt)
-        self.idx_l = (ll + d2[None]).clamp(max=L - 1)
-        self.ok_l = ((ll + d2[None]) < L).to(rdt)
-        self.shift = bool(any(int(x) for x in base.bins))
+        self.M, self.I, self.K, self.Q, self.L = M, I, K, I - 1, base.scn.L
+        self.Bt = _cblock(b, rdt, dev)                          # (2I, 2M): T = b u
+        self.Ag = a.conj() @ a.transpose(0, 1)                  # (I, I) complex, aᵢᴴaⱼ
+        self.AgT = self.Ag.transpose(0, 1).contiguous()
+        self.Ht = _cblock(ht, rdt, dev)                         # (2K, 2M): z = h̃ u
+        # gradient map (2M, 2I + 2K): [G_t; W_c] ↦ bᴴG_t + h̃ᴴW_c
+        self.GH = torch.cat([_cblock(b.conj().transpose(0, 1), rdt, dev),
+                             _cblock(ht.conj().transpose(0, 1), rdt, dev)], dim=1).contiguous()
+        d = [int(x) for x in base.bins]
+        self.delays = [(r, d[r % I]) for r in range(2 * I) if d[r % I] > 0]     # real-stacked rows to delay
         self.eye = torch.eye(self.Q, dtype=cdt, device=dev)
         th = math.pi / base.scn.psk_order
         self.sin, self.cos = math.sin(th), math.cos(th)
@@ -151,57 +146,70 @@ class _FusedXBlock:
         self.N = base.scn.N
         self.cdt, self.rdt, self.dev = cdt, rdt, dev
 
-    # -- real-stacked helpers -----------------------------------------------------------------------
-    @staticmethod
-    def to_real(z):
-        """complex (B, L, n) → real (B, L, 2n) [Re | Im]."""
-        return torch.cat([z.real, z.imag], dim=-1)
+    # -- layout helpers -------------------------------------------------------------------------------
+    def from_complex(self, X):
+        """complex (B, M, L) → real-stacked feature-major (2M, B, L)."""
+        X = torch.as_tensor(X, device=self.dev)
+        return torch.cat([X.real, X.imag], dim=1).to(self.rdt).permute(1, 0, 2).contiguous()
 
-    @staticmethod
-    def to_complex(z2):
-        n = z2.shape[-1] // 2
-        return torch.complex(z2[..., :n], z2[..., n:])
+    def to_complex(self, u):
+        """real-stacked (2M, B, L) → complex (B, M, L)."""
+        M = u.shape[0] // 2
+        return torch.complex(u[:M], u[M:]).permute(1, 0, 2)
 
-    def _cm(self, z2, ref2):
-        """Unit-modulus projection of real-stacked z2 (per complex entry); where z = 0 the phase of ref2."""
-        M = z2.shape[-1] // 2
-        m2 = z2[..., :M].square() + z2[..., M:].square()
+    def _gemm(self, A, u):
+        return (A @ u.reshape(u.shape[0], -1)).reshape(A.shape[0], *u.shape[1:])
+
+    def _cm(self, z, ref):
+        """Unit-modulus projection per complex entry of real-stacked z; where z = 0 the phase of ref."""
+        M = z.shape[0] // 2
+        m2 = z[:M].square() + z[M:].square()
         if bool((m2 > 0).all()):
-            return z2 * torch.rsqrt(m2).repeat(1, 1, 2)
-        r2 = ref2[..., :M].square() + ref2[..., M:].square()
+            return (z.view(2, M, *z.shape[1:]) * torch.rsqrt(m2)).view(z.shape)
+        r2 = ref[:M].square() + ref[M:].square()
         one = torch.ones_like(m2)
-        zu = z2 * torch.rsqrt(torch.where(m2 > 0, m2, one)).repeat(1, 1, 2)
-        ru = ref2 * torch.rsqrt(torch.where(r2 > 0, r2, one)).repeat(1, 1, 2)
-        ru = torch.where((r2 > 0).repeat(1, 1, 2), ru, torch.cat([one, torch.zeros_like(m2)], -1))
-        return torch.where((m2 > 0).repeat(1, 1, 2), zu, ru)
+        zu = (z.view(2, M, *z.shape[1:]) * torch.rsqrt(torch.where(m2 > 0, m2, one))).view(z.shape)
+        ru = (ref.view(2, M, *z.shape[1:]) * torch.rsqrt(torch.where(r2 > 0, r2, one))).view(z.shape)
+        ru = torch.where(torch.cat([r2, r2]) > 0, ru, torch.cat([one, torch.zeros_like(m2)]))
+        return torch.where(torch.cat([m2, m2]) > 0, zu, ru)
+
+    def _delay(self, T, sign: int):
+        """Rows of T (2I, B, L) delayed by their range bin d (sign +1: t[l] = T[l − d]; −1: the adjoint)."""
+        if not self.delays:
+            return T
+        t = T.clone()
+        L = T.shape[2]
+        for r, d in self.delays:
+            if sign > 0:
+                t[r, :, d:] = T[r, :, :L - d]
+                t[r, :, :d] = 0
+            else:
+                t[r, :, :L - d] = T[r, :, d:]
+                t[r, :, L - d:] = 0
+        return t
 
     # -- objective F (MVDR SINR*, linear) and its gradient G = 2∂f/∂u* of f = −F·fscale -------------
-    def _t(self, u2):
-        T = u2 @ self.Bt                                                   # (B, L, 2I) [Re t | Im t]
-        if self.shift:
-            return torch.gather(T, 1, self.idx_r.expand(T.shape[0], -1, -1)) * self.ok_r
-        return T
-
-    def _F(self, t2):
+    def _F(self, t):
         I = self.I
-        R = t2.transpose(1, 2) @ t2                                        # (B, 2I, 2I) real Gram
+        tb = t.permute(1, 0, 2).contiguous()                               # (B, 2I, L)
+        R = tb @ tb.transpose(1, 2)                                        # (B, 2I, 2I) real Gram
         Tm = torch.complex(R[:, :I, :I] + R[:, I:, I:], R[:, :I, I:] - R[:, I:, :I])   # tᵢᴴtⱼ
         P = self.Ag * Tm                                                   # P_ij = (aᵢᴴaⱼ)(tᵢᴴtⱼ)
         if self.Q == 0:
             return P[:, 0, 0].real, P, None
-        Gam = P[:, 1:, 1:]
         r = P[:, 1:, 0]
-        w = torch.linalg.solve(self.eye + Gam, r.unsqueeze(-1)).squeeze(-1)
+        w = torch.linalg.solve(self.eye + P[:, 1:, 1:], r.unsqueeze(-1)).squeeze(-1)
         return P[:, 0, 0].real - (r.conj() * w).sum(-1).real, P, w
 
-    def sinr(self, u2):
-        """F (B,) of real-stacked u2 (B, L, 2M): the MVDR SINR* itself (linear)."""
-        return self._F(self._t(u2))[0]
+    def sinr(self, u):
+        """F (B,) of real-stacked u (2M, B, L): the MVDR SINR* itself (linear)."""
+        return self._F(self._delay(self._gemm(self.Bt, u), +1))[0]
 
-    def _obj(self, u2, fscale):
-        t2 = self._t(u2)
-        F, P, w = self._F(t2)
-        B = u2.shape[0]
+    def _obj(self, u, fscale):
+        """f (B,) and the delayed-back leg gradient G_t (2I, B, L) (G_u = bᴴG_t, applied by the caller)."""
+        t = self._delay(self._gemm(self.Bt, u), +1)
+        F, P, w = self._F(t)
+        B = u.shape[1]
         one = torch.ones(B, 1, dtype=self.cdt, device=self.dev)
         if self.Q > 0:
             uq = P[:, 0, 1:] - (w.conj().unsqueeze(1) @ P[:, 1:, 1:]).squeeze(1)
@@ -210,34 +218,68 @@ class _FusedXBlock:
         else:
             cm = cg = one
         cg = (-2.0 * fscale).to(self.cdt)[:, None] * cg
-        Mf = cm[:, :, None] * self.AgT * cg[:, None, :]                   # (B, I, I): G_t = t @ Mf
+        Mf = cg[:, :, None] * self.Ag * cm[:, None, :]                    # (B, I, I): G_t = Mf t
         Mr, Mi = Mf.real, Mf.imag
-        M2 = torch.cat([torch.cat([Mr, Mi], 2), torch.cat([-Mi, Mr], 2)], 1)
-        Gt = t2 @ M2                                                       # (B, L, 2I)
-        if self.shift:
-            Gt = torch.gather(Gt, 1, self.idx_l.expand(B, -1, -1)) * self.ok_l
-        return -F * fscale, Gt
+        M2 = torch.cat([torch.cat([Mr, -Mi], 2), torch.cat([Mi, Mr], 2)], 1)   # real form (B, 2I, 2I)
+        Gt = (M2 @ t.permute(1, 0, 2)).permute(1, 0, 2)                   # (2I, B, L)
+        return -F * fscale, self._delay(Gt, -1)
 
-    # -- CI constraints g̃ (B, L, K) ≤ 0 [spec A.3 (19)] ------------------------------------------------
-    def _g(self, u2, Scr, Sci, gscale):
-        z = u2 @ self.Ht                                                   # (B, L, 2K)
+    # -- CI constraints g̃ (K, B, L) ≤ 0 [spec A.3 (19)] ------------------------------------------------
+    def _g(self, u, Scr, Sci, gscale):
+        z = self._gemm(self.Ht, u)                                         # (2K, B, L)
         K = self.K
-        zr, zi = z[..., :K], z[..., K:]
+        zr, zi = z[:K], z[K:]
         ztr = zr * Scr - zi * Sci                                          # z̃ = z·e^{−j∠s}
         zti = zr * Sci + zi * Scr
-        return gscale[:, None, None] * (1.0 - (self.sin * ztr - self.cos * zti.abs())), zti
+        return gscale[None, :, None] * (1.0 - (self.sin * ztr - self.cos * zti.abs())), zti
+
+    def repair(self, u, u0, Scr, Sci, n_bisect: int = 12):
+        """Per-slot CI restoration in the polish precision (before the float64 certification):
+        every slot of u (2M, B, L) whose (safety-scaled) CI constraints fail is replaced by
+        CM((1 − α)u_l + α u⁰_l) with the smallest feasible α (bisection, ``n_bisect`` steps, on the failing
+        slots only) — the repair of :func:`isac_opt.paper_a.unfold.repair_ci`. u⁰ must be CI-feasible.
+        The float64 check of :meth:`LinkEngine._certify` stays the final word; this only spares it the work.
+        Returns (u repaired, slots touched (B, L) bool)."""
+        ones = torch.ones(u.shape[1], dtype=self.rdt, device=self.dev)
+        g, _ = self._g(u, Scr, Sci, ones)
+        bad = (g > 0).any(dim=0)                                           # (B, L)
+        if not bool(bad.any()):
+            return u, bad
+        bi, li = bad.nonzero(as_tuple=True)
+        x, x0 = u[:, bi, li], u0[:, bi, li]                                # (2M, n)
+        d = x0 - x
+        Sr, Si = Scr[:, bi, li], Sci[:, bi, li]
+        K = self.K
+
+        def feas(al):
+            xm = self._cm(x + al * d, x0)
+            z = self.Ht @ xm
+            ztr = z[:K] * Sr - z[K:] * Si
+            zti = z[:K] * Si + z[K:] * Sr
+            return (self.sin * ztr - self.cos * zti.abs() >= 1.0).all(dim=0), xm
+
+        lo = torch.zeros(bi.shape[0], dtype=self.rdt, device=self.dev)
+        hi = torch.ones_like(lo)
+        for _ in range(n_bisect):
+            mid = 0.5 * (lo + hi)
+            f, _ = feas(mid)
+            hi, lo = torch.where(f, mid, hi), torch.where(f, lo, mid)
+        u = u.clone()
+        u[:, bi, li] = self._cm(x + hi * d, x0)
+        return u, bad
 
     def start(self, u0, Sc):
-        """State at u0 (B, L, M) complex, Sc = e^{−j∠s} (B, L, K): :meth:`AdmmState.start` + set_scale."""
-        B, L, M = u0.shape
-        u2 = self.to_real(u0)
-        Scr, Sci = Sc.real.contiguous(), Sc.imag.contiguous()
-        fscale = 1.0 / self.sinr(u2)
-        g1, _ = self._g(u2, Scr, Sci, torch.ones(B, dtype=self.rdt, device=self.dev))
-        gscale = 1.0 / (1.0 - g1).abs().mean(dim=(1, 2)).clamp(min=1.0)
+        """State at u0 (2M, B, L) real-stacked, Sc = e^{−j∠s} complex (B, K, L):
+        :meth:`AdmmState.start` + :meth:`DetectProblem.set_scale`."""
+        B, L, M = u0.shape[1], u0.shape[2], u0.shape[0] // 2
+        Sc = torch.as_tensor(Sc, device=self.dev).permute(1, 0, 2)
+        Scr, Sci = Sc.real.to(self.rdt).contiguous(), Sc.imag.to(self.rdt).contiguous()
+        fscale = 1.0 / self.sinr(u0)
+        g1, _ = self._g(u0, Scr, Sci, torch.ones(B, dtype=self.rdt, device=self.dev))
+        gscale = 1.0 / (1.0 - g1).abs().sum(0).sum(-1).div(g1.shape[0] * g1.shape[2]).clamp(min=1.0)
         rho = torch.full((B,), 1.0 / (M * L + self.N * L), dtype=self.rdt, device=self.dev)
-        beta = torch.zeros(B, L, self.K, dtype=self.rdt, device=self.dev)
-        return dict(u=u2, v=self._cm(u2, u2), mu=torch.zeros_like(u2), beta=beta, rho=rho,
+        beta = torch.zeros(self.K, B, L, dtype=self.rdt, device=self.dev)
+        return dict(u=u0, v=self._cm(u0, u0), mu=torch.zeros_like(u0), beta=beta, rho=rho,
                     fscale=fscale, gscale=gscale, Scr=Scr, Sci=Sci)
 
     def layer(self, st, t: int):
@@ -246,34 +288,32 @@ class _FusedXBlock:
         z, aux, mu, rho = st["u"], st["v"], st["mu"], st["rho"]
         fscale, gscale, Scr, Sci = st["fscale"], st["gscale"], st["Scr"], st["Sci"]
         beta = torch.zeros_like(st["beta"]) if cfg.reset_beta else st["beta"]
-        rc = rho[:, None, None]
+        rc = rho[None, :, None]
         off = mu / rc - aux                                                # dz = z + off
-        gsc = gscale[:, None, None]
-        ns, cs = -self.sin, self.cos
+        gsc = gscale[None, :, None]
         for j in range(cfg.J):
             gval, _ = self._g(z, Scr, Sci, gscale)
             eta = params.dual("x", t, j, gval, beta)
             beta = torch.clamp(beta + eta * gval, min=0.0)
             Wb = beta * gsc
-            # W ⊙ c ⊙ conj(Sc) with c = −sinΘ + j cosΘ sgn(Im z̃): its real and imaginary parts need sgn only
-            Wa_r, Wa_i = Wb * (ns * Scr), Wb * (-ns * Sci)                 # the −sinΘ·conj(Sc) part
-            Wb_r, Wb_i = Wb * (cs * Sci), Wb * (cs * Scr)                  # the j cosΘ·conj(Sc) part, ×sgn
+            # W ⊙ c ⊙ conj(Sc), c = −sinΘ + j cosΘ sgn(Im z̃): the sgn-free and the sgn parts, per ALM iteration
+            Wa_r, Wa_i = Wb * (-self.sin * Scr), Wb * (self.sin * Sci)
+            Wb_r, Wb_i = Wb * (self.cos * Sci), Wb * (self.cos * Scr)
 
             def lagr(zz):
                 f, Gt = self._obj(zz, fscale)
                 g, zti = self._g(zz, Scr, Sci, gscale)
                 sg = torch.sign(zti)
-                Wc = torch.cat([Wa_r + sg * Wb_r, Wa_i + sg * Wb_i], dim=-1)  # (B, L, 2K)
                 dz = zz + off
-                Lv = f + 0.5 * rho * dz.square().sum(dim=(1, 2)) + (beta * g).sum(dim=(1, 2))
-                G = torch.cat([Gt, Wc], dim=-1) @ self._GH + rc * dz
-                return Lv, G
+                Lv = f + 0.5 * rho * dz.square().sum(0).sum(-1) + (beta * g).sum(0).sum(-1)
+                GW = torch.cat([Gt, Wa_r + sg * Wb_r, Wa_i + sg * Wb_i], dim=0)   # (2I + 2K, B, L)
+                return Lv, self._gemm(self.GH, GW) + rc * dz
 
             Lv, G = lagr(z)
             for r in range(cfg.R):
-                gn = torch.sqrt(G.square().sum(dim=(1, 2)))
+                gn = torch.sqrt(G.square().sum(0).sum(-1))
                 tau = params.step("x", t, j, r, gn, Lv)
-                znew = self._cm(z - tau[:, None, None] * G, z)
+                znew = self._cm(z - tau[None, :, None] * G, z)
                 if r == cfg.R - 1:
                     z = znew
                     break
@@ -281,13 +321,6 @@ class _FusedXBlock:
                 z = znew
         v = self._cm(rc * z + mu, z)
         return dict(st, u=z, v=v, mu=mu + rc * (z - v), beta=beta)
-
-    @property
-    def _GH(self):
-        """(2I + 2K, 2M): [G_t | W_c] @ [[b*], [h̃*]] in one GEMM."""
-        if not hasattr(self, "_gh"):
-            self._gh = torch.cat([self.Bc, self.Hc], dim=0).contiguous()
-        return self._gh
 
 
 class LinkEngine:
@@ -349,6 +382,7 @@ class LinkEngine:
             params = _MLPParams(self.net.layers) if self.net is not None else self.params
             self._xb = _FusedXBlock(self._base, phi, 1.0 / (1.0 + self._ci_safety), self.cfg, params)
         self.fused = self._xb is not None
+        self.repair_first = True     # fused path: per-slot CI repair in the polish dtype before the float64 check
 
     # ------------------------------------------------------------------------------------------
     # codebook [spec A.10 per slot]
@@ -493,9 +527,9 @@ class LinkEngine:
             better = sr > best_s
             best_X[better], best_s[better] = Xr[better], sr[better]
 
-        def offer(Xc_raw):
+        def offer(Xc_raw, touched=None):
             # best feasible iterate: certify in float64 (CM, per-slot repair), keep if better
-            Xc, fb = self._certify(Xc_raw, X0, Ssym)
+            Xc, fb = self._certify(Xc_raw, X0, Ssym, touched)
             sc = self.sinr(Xc)
             better = sc > best_s
             best_X[better], best_s[better], best_fb[better] = Xc[better], sc[better], fb[better]
@@ -519,14 +553,14 @@ class LinkEngine:
     def _polish_fused(self, X0, Ssym, offer) -> None:
         """The polish by :class:`_FusedXBlock` (slot-major tensors); iterates offered at the check points."""
         xb, amp = self._xb, self.scn.amp
-        u0 = torch.as_tensor(np.ascontiguousarray(np.transpose(X0, (0, 2, 1))) / amp, dtype=xb.cdt, device=xb.dev)
-        Sc = torch.as_tensor(np.ascontiguousarray(np.transpose(np.conj(Ssym), (0, 2, 1))), dtype=xb.cdt, device=xb.dev)
-        st = xb.start(u0, Sc)
+        u0 = xb.from_complex(X0 / amp)
+        st = xb.start(u0, np.conj(Ssym))
         for t in range(self.layers):
             st = xb.layer(st, t)
             if self._checkpoint(t):
-                u = xb.to_complex(st["u"]).cpu().to(torch.complex128).numpy()
-                offer(np.transpose(u, (0, 2, 1)) * amp)
+                u, touched = xb.repair(st["u"], u0, st["Scr"], st["Sci"]) if self.repair_first else (st["u"], None)
+                offer(xb.to_complex(u).cpu().to(torch.complex128).numpy() * amp,
+                      None if touched is None else touched.cpu().numpy())
 
     def _polish_generic(self, X0, Ssym, offer) -> None:
         """The polish by the general unfold machinery (``admm_layer`` on the expanded DetectProblem) —
@@ -548,17 +582,19 @@ class LinkEngine:
             if self._checkpoint(t):
                 offer(st.x.detach().cpu().to(torch.complex128).numpy() * amp)
 
-    def _certify(self, X, X0, S, n_bisect: int = 12):
+    def _certify(self, X, X0, S, touched=None, n_bisect: int = 12):
         """CM projection of X (B, M, L), then every slot whose CI constraints fail (float64) is moved towards
         its codebook start: x_l ← CM((1 − α)x_l + α x⁰_l) with the smallest feasible α found by ``n_bisect``
         bisection steps (α to 2^−n_bisect; only the failing slots; the repair of
         :func:`isac_opt.paper_a.unfold.repair_ci`, in float64); a slot still failing takes x⁰_l.
+        ``touched`` (B, L) bool: slots already repaired upstream (counted with the ones repaired here).
         Returns (X certified, slots touched per frame)."""
         amp = self.scn.amp
         X = project_cm(X, amp, X0)
         bad = self._margins(X, S).min(axis=1) < 1.0                                  # (B, L)
+        n_touched = (bad if touched is None else (bad | touched)).sum(axis=1).astype(np.int64)
         if not bad.any():
-            return X, np.zeros(X.shape[0], np.int64)
+            return X, n_touched
         bi, li = np.nonzero(bad)
         x, x0 = X[bi, :, li], X0[bi, :, li]                                          # (n, M)
         R = self._rows[self._codes(S[bi, :, li])]                                    # (n, 2K, M)
@@ -590,7 +626,7 @@ class LinkEngine:
         # the final word is ci_margins (float64, the contract's function)
         f = (ci_margins(xm @ self.Htil.T, S[bi, :, li], self.order) / self.gamma[None, :]).min(axis=1) >= 1.0
         X[bi, :, li] = np.where(f[:, None], xm, x0)
-        return X, np.bincount(bi, minlength=X.shape[0]).astype(np.int64)
+        return X, n_touched
 
     # ------------------------------------------------------------------------------------------
     def _margins(self, X, S) -> np.ndarray:
