@@ -42,9 +42,11 @@ from ..paper_a.channels import ChannelsA, effective_user_channels
 from ..paper_a.scenario import ScenarioA
 from ..projections import project_cm
 
-__all__ = ["LinkEngine", "FrameDesigns", "symbol_indices", "MAX_CODEBOOK"]
+__all__ = ["LinkEngine", "FrameDesigns", "symbol_indices", "MAX_CODEBOOK", "DEFAULT_LAYERS"]
 
 MAX_CODEBOOK = 1 << 14     # Ω^K tuples; beyond this a per-block codebook is no longer the cheap option
+FEAS_STEPS = 30            # the networks' CI feasibility layer (paper_a.detect.unfolded.FEAS_STEPS), as in refit
+DEFAULT_LAYERS = 3         # polish depth: the fewest layers within 0.5 dB of refit on the tuning channels (seeds 1, 2)
 _CHUNK = 64                # tuples per worst-case-margin SOCP (the cvxpy problem is cached per shape)
 
 
@@ -233,6 +235,39 @@ class _FusedXBlock:
         zti = zr * Sci + zi * Scr
         return gscale[None, :, None] * (1.0 - (self.sin * ztr - self.cos * zti.abs())), zti
 
+    def feasibility(self, u, Scr, Sci, gscale, steps: int, margin: float = 1e-2, relax: float = 2.0):
+        """The networks' final CI feasibility layer (:func:`isac_opt.paper_a.unfold.feasibility_layer`, the one
+        ``refit_waveform`` ends with), fused: up to ``steps`` simultaneous Kaczmarz steps on the violated rows,
+        Δx_l = −relax·Σ_k (g̃_{k,l} + margin·c_s)₊ G_{k,l}/‖G_{k,l}‖², each followed by the CM projection; slots
+        that hold (with the margin) are not moved — so only the initially violated slots are carried.
+        u (2M, B, L) real-stacked → u."""
+        K = self.K
+        gs = gscale[None, :, None]
+        g, _ = self._g(u, Scr, Sci, gscale)
+        bad = (g + margin * gs > 0).any(dim=0)                            # (B, L)
+        if steps <= 0 or not bool(bad.any()):
+            return u
+        bi, li = bad.nonzero(as_tuple=True)
+        x = u[:, bi, li]                                                   # (2M, n)
+        Sr, Si, gsn = Scr[:, bi, li], Sci[:, bi, li], gscale[bi][None]
+        c_norm2 = (self.Ht[:K].square().sum(1) + self.Ht[K:].square().sum(1))[:, None] / 2 * gsn ** 2   # ‖G_k‖² (K, n)
+        Hc = self.GH[:, 2 * self.I:]                                       # (2M, 2K): W_c ↦ h̃ᴴW_c
+        for _ in range(steps):
+            z = self.Ht @ x
+            ztr = z[:K] * Sr - z[K:] * Si
+            zti = z[:K] * Si + z[K:] * Sr
+            viol = torch.clamp(gsn * (1.0 - (self.sin * ztr - self.cos * zti.abs())) + margin * gsn, min=0.0)
+            active = (viol > 0).any(dim=0)                                 # (n,)
+            if not bool(active.any()):
+                break
+            Wb = relax * viol / c_norm2 * gsn
+            sg = torch.sign(zti)
+            Wc = torch.cat([Wb * (-self.sin * Sr + self.cos * sg * Si), Wb * (self.sin * Si + self.cos * sg * Sr)])
+            x = torch.where(active, self._cm(x - Hc @ Wc, x), x)
+        u = u.clone()
+        u[:, bi, li] = x
+        return u
+
     def repair(self, u, u0, Scr, Sci, n_bisect: int = 12):
         """Per-slot CI restoration in the polish precision (before the float64 certification):
         every slot of u (2M, B, L) whose (safety-scaled) CI constraints fail is replaced by
@@ -332,15 +367,19 @@ class LinkEngine:
     phi : complex (N,) RIS state applied during the block
     dtype : torch.float32 or torch.float64 — precision of the batched polish
     device : torch device ("cpu", "cuda", ...)
-    layers : x-block layers of the polish (None: all of the network's / solver's T; 0: codebook only)
+    layers : x-block layers of the polish (default :data:`DEFAULT_LAYERS` = 3; None: all of the network's /
+        solver's T; 0: codebook lookup only)
     check_every : the best CI-feasible iterate is sought every this many layers (and at the end)
     net : "auto" (shipped detection network if it fits, else classical steps), None (classical), or a net
     radar_codebook : refine each codebook entry for the target/clutter transmit gain (CI kept), see
         :meth:`_radar_ascent`; False keeps the plain A.10 worst-case-margin entries
+    fused : polish with :class:`_FusedXBlock` (default; same iterates as the general ``admm_layer`` machinery,
+        which ``fused=False`` runs — the reference); configurations it does not cover (φ-block, PHR handler,
+        DFP matrices) fall back to the general machinery by themselves
     """
 
     def __init__(self, scn: ScenarioA, ch: ChannelsA, phi, *, dtype=torch.float64, device="cpu",
-                 layers: int | None = None, check_every: int = 5, net="auto", radar_codebook: bool = True,
+                 layers: int | None = DEFAULT_LAYERS, check_every: int = 5, net="auto", radar_codebook: bool = True,
                  fused: bool = True):
         from ..paper_a.unfold import DetectProblem
         if dtype not in (torch.float32, torch.float64):
@@ -383,6 +422,7 @@ class LinkEngine:
             self._xb = _FusedXBlock(self._base, phi, 1.0 / (1.0 + self._ci_safety), self.cfg, params)
         self.fused = self._xb is not None
         self.repair_first = True     # fused path: per-slot CI repair in the polish dtype before the float64 check
+        self.feas_steps = FEAS_STEPS  # fused path: steps of the networks' CI feasibility layer before the repair
 
     # ------------------------------------------------------------------------------------------
     # codebook [spec A.10 per slot]
@@ -527,9 +567,10 @@ class LinkEngine:
             better = sr > best_s
             best_X[better], best_s[better] = Xr[better], sr[better]
 
-        def offer(Xc_raw, touched=None):
-            # best feasible iterate: certify in float64 (CM, per-slot repair), keep if better
-            Xc, fb = self._certify(Xc_raw, X0, Ssym, touched)
+        def offer(Xc_raw, touched=None, anchor=X0):
+            # best feasible iterate: certify in float64 (CM, per-slot repair towards the CI-feasible anchor),
+            # keep if better
+            Xc, fb = self._certify(Xc_raw, anchor, Ssym, touched)
             sc = self.sinr(Xc)
             better = sc > best_s
             best_X[better], best_s[better], best_fb[better] = Xc[better], sc[better], fb[better]
@@ -551,16 +592,23 @@ class LinkEngine:
         return (t + 1) % self.check_every == 0 or t + 1 == self.layers
 
     def _polish_fused(self, X0, Ssym, offer) -> None:
-        """The polish by :class:`_FusedXBlock` (slot-major tensors); iterates offered at the check points."""
+        """The polish by :class:`_FusedXBlock` (real-stacked feature-major tensors); at every check point the
+        iterate, repaired per slot towards the start X0 in the polish dtype, is offered for certification.
+        (Repairing towards the radar lookup instead was measured no better on the tuning seeds.)"""
         xb, amp = self._xb, self.scn.amp
         u0 = xb.from_complex(X0 / amp)
         st = xb.start(u0, np.conj(Ssym))
         for t in range(self.layers):
             st = xb.layer(st, t)
-            if self._checkpoint(t):
-                u, touched = xb.repair(st["u"], u0, st["Scr"], st["Sci"]) if self.repair_first else (st["u"], None)
-                offer(xb.to_complex(u).cpu().to(torch.complex128).numpy() * amp,
-                      None if touched is None else touched.cpu().numpy())
+            if not self._checkpoint(t):
+                continue
+            if self.repair_first:
+                u = xb.feasibility(st["u"], st["Scr"], st["Sci"], st["gscale"], self.feas_steps)
+                u, touched = xb.repair(u, u0, st["Scr"], st["Sci"])
+                touched = touched.cpu().numpy()
+            else:
+                u, touched = st["u"], None
+            offer(xb.to_complex(u).cpu().to(torch.complex128).numpy() * amp, touched)
 
     def _polish_generic(self, X0, Ssym, offer) -> None:
         """The polish by the general unfold machinery (``admm_layer`` on the expanded DetectProblem) —
