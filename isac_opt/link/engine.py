@@ -46,6 +46,7 @@ __all__ = ["LinkEngine", "FrameDesigns", "symbol_indices", "MAX_CODEBOOK", "DEFA
 
 MAX_CODEBOOK = 1 << 14     # Ω^K tuples; beyond this a per-block codebook is no longer the cheap option
 FEAS_STEPS = 30            # the networks' CI feasibility layer (paper_a.detect.unfolded.FEAS_STEPS), as in refit
+FEAS_RELAX = 2.0           # its over-relaxation (paper_a.detect.unfolded.FEAS_RELAX)
 DEFAULT_LAYERS = 3         # polish depth: the fewest layers within 0.5 dB of refit on the tuning channels (seeds 1, 2)
 _CHUNK = 64                # tuples per worst-case-margin SOCP (the cvxpy problem is cached per shape)
 
@@ -274,12 +275,13 @@ class _FusedXBlock:
         CM((1 − α)u_l + α u⁰_l) with the smallest feasible α (bisection, ``n_bisect`` steps, on the failing
         slots only) — the repair of :func:`isac_opt.paper_a.unfold.repair_ci`. u⁰ must be CI-feasible.
         The float64 check of :meth:`LinkEngine._certify` stays the final word; this only spares it the work.
-        Returns (u repaired, slots touched (B, L) bool)."""
+        Returns (u repaired, α (B, L): 0 where the slot was feasible, else in (0, 1])."""
         ones = torch.ones(u.shape[1], dtype=self.rdt, device=self.dev)
         g, _ = self._g(u, Scr, Sci, ones)
         bad = (g > 0).any(dim=0)                                           # (B, L)
+        alpha = torch.zeros(bad.shape, dtype=self.rdt, device=self.dev)
         if not bool(bad.any()):
-            return u, bad
+            return u, alpha
         bi, li = bad.nonzero(as_tuple=True)
         x, x0 = u[:, bi, li], u0[:, bi, li]                                # (2M, n)
         d = x0 - x
@@ -301,7 +303,8 @@ class _FusedXBlock:
             hi, lo = torch.where(f, mid, hi), torch.where(f, lo, mid)
         u = u.clone()
         u[:, bi, li] = self._cm(x + hi * d, x0)
-        return u, bad
+        alpha[bi, li] = hi
+        return u, alpha
 
     def start(self, u0, Sc):
         """State at u0 (2M, B, L) real-stacked, Sc = e^{−j∠s} complex (B, K, L):
@@ -603,9 +606,9 @@ class LinkEngine:
             if not self._checkpoint(t):
                 continue
             if self.repair_first:
-                u = xb.feasibility(st["u"], st["Scr"], st["Sci"], st["gscale"], self.feas_steps)
-                u, touched = xb.repair(u, u0, st["Scr"], st["Sci"])
-                touched = touched.cpu().numpy()
+                u = xb.feasibility(st["u"], st["Scr"], st["Sci"], st["gscale"], self.feas_steps, relax=FEAS_RELAX)
+                u, alpha = xb.repair(u, u0, st["Scr"], st["Sci"])
+                touched = (alpha > 0).cpu().numpy()
             else:
                 u, touched = st["u"], None
             offer(xb.to_complex(u).cpu().to(torch.complex128).numpy() * amp, touched)
@@ -613,7 +616,7 @@ class LinkEngine:
     def _polish_generic(self, X0, Ssym, offer) -> None:
         """The polish by the general unfold machinery (``admm_layer`` on the expanded DetectProblem) —
         the reference the fused x-block is tested against (``fused=False``)."""
-        from ..paper_a.unfold import AdmmState, CIConstraint, SinrObjective, admm_layer
+        from ..paper_a.unfold import AdmmState, CIConstraint, SinrObjective, admm_layer, feasibility_layer
         B, amp = X0.shape[0], self.scn.amp
         prob = self._problem(np.conj(Ssym))
         cdt = prob.A0.dtype
@@ -628,7 +631,8 @@ class LinkEngine:
             else:
                 st = admm_layer(st, t, obj, cons, self.params, self.cfg)
             if self._checkpoint(t):
-                offer(st.x.detach().cpu().to(torch.complex128).numpy() * amp)
+                x = feasibility_layer(cons, st.x, phi0, steps=self.feas_steps, relax=FEAS_RELAX) if self.feas_steps else st.x
+                offer(x.detach().cpu().to(torch.complex128).numpy() * amp)
 
     def _certify(self, X, X0, S, touched=None, n_bisect: int = 12):
         """CM projection of X (B, M, L), then every slot whose CI constraints fail (float64) is moved towards
