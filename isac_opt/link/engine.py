@@ -13,18 +13,23 @@ only Ω^K distinct per-slot constraint sets per block. :class:`LinkEngine` there
 2. per batch of frames S (B, K, L), assembles each frame's start X⁰ by codebook lookup (no cvxpy per frame),
    then polishes the radar output SINR with the x-block of the unfolded ADMM machinery
    (:mod:`isac_opt.paper_a.unfold`, the shipped detection network's step sizes when they fit the scenario,
-   the classical solver otherwise — the same x-block as ``refit_waveform``), batched over frames;
-3. keeps per frame the best candidate (plain start, radar lookup, polished iterates every ``check_every``
-   layers) among those certified in float64: CM-projected, every m_{k,l}/γ_k ≥ 1 by
-   :func:`isac_opt.ci.ci_margins`, failing slots repaired towards the start (the bisection of
-   :func:`~isac_opt.paper_a.unfold.repair_ci`, on the failing slots only) or replaced by it — so every
-   returned frame is CI-feasible and CM, and its SINR is ≥ its start's.
+   the classical solver otherwise — the same x-block as ``refit_waveform``), batched over frames, by
+   :class:`_FusedXBlock` (same iterates as ``admm_layer``; shared channel matrices precomputed, real-stacked
+   feature-major tensors, one wide GEMM per channel product) — ``DEFAULT_LAYERS`` = 3 layers;
+3. at every check point (every ``check_every`` layers and the last) passes the iterate through the networks'
+   CI feasibility layer (as ``refit_waveform`` does) and a per-slot repair towards the start, then keeps per
+   frame the best candidate (plain start, radar lookup, polished iterates) among those certified in float64:
+   CM-projected, every m_{k,l}/γ_k ≥ 1 by :func:`isac_opt.ci.ci_margins`, failing slots repaired towards the
+   start (the bisection of :func:`~isac_opt.paper_a.unfold.repair_ci`, on the failing slots only) or
+   replaced by it — so every returned frame is CI-feasible and CM, and its SINR is ≥ its start's.
 
 The radar receive filter of each frame is the MVDR filter w = C⁻¹s/(sᴴC⁻¹s) by Woodbury
 (:meth:`LinkEngine.mvdr_filters`, batched; the per-design reference is :func:`isac_opt.paper_a.radar.mvdr_filter`).
 
 Pure torch/numpy; CPU or CUDA (``device``); float32 or float64 (``dtype``) for the polish — the codebook,
-the checks and the fall-backs are float64, the returned waveforms complex128 (exactly CM).
+the certification and the fall-backs are float64, the returned waveforms complex128 (exactly CM). Candidate
+SINRs use the structured (Q+1)² Gram form (:meth:`LinkEngine.sinr`). ``design`` keeps no state between
+calls (concurrent calls on one engine are safe).
 """
 from __future__ import annotations
 
