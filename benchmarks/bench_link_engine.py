@@ -2,8 +2,9 @@
 ``refit_waveform`` (A.10 cvxpy start + the network's x-block, one frame at a time) and against the engine of
 the base commit (dec7c34, loaded from git), in ONE run on one core.
 
-Held-out evaluation: the engine's settings (3 fused polish layers, check at the end) were chosen on channel
-seeds 1 and 2; the quality rows use channel seeds ``--seeds`` (default 11–16), never tuned on. Per seed: the
+Held-out evaluation: the engine's settings (distilled codebook from 512 frames polished with 3 fused layers,
+max-target-gain rule; per-frame polish depth 0; for the polish rows 3 layers, check at the end) were chosen
+on channel seeds 1 and 2; the quality rows use channel seeds ``--seeds`` (default 11–16), never tuned on. Per seed: the
 A.10 link state (channels of the seed, RIS φ of the A.10 start), ``--n-refit`` random QPSK frames designed by
 refit and by every engine configuration; Δ = dB(mean engine SINR) − dB(mean refit SINR) on the same frames,
 per seed and pooled, with a paired bootstrap 95 % interval over the frames (pooled) and a t-interval over the
@@ -86,8 +87,11 @@ def link_state(scn, seed):
 
 def configs(Base):
     """(label, engine factory, is_new) — float32 on one thread; the base engine at its CLI default (2 layers)."""
-    out = [("new: fused polish, 3 layers (default)", lambda s, c, p: LinkEngine(s, c, p, dtype=torch.float32), True),
-           ("new: lookup only (layers 0)", lambda s, c, p: LinkEngine(s, c, p, dtype=torch.float32, layers=0), True)]
+    out = [("new (default): distilled lookup, layers 0", lambda s, c, p: LinkEngine(s, c, p, dtype=torch.float32), True),
+           ("new: distilled lookup + fused polish, 3 layers",
+            lambda s, c, p: LinkEngine(s, c, p, dtype=torch.float32, layers=3), True),
+           ("new: radar-ascent lookup only (no distillation)",
+            lambda s, c, p: LinkEngine(s, c, p, dtype=torch.float32, layers=0, distill_frames=0), True)]
     if Base is not None:
         out.append((f"base {BASE_COMMIT}: 2 layers (its `link` default)",
                     lambda s, c, p: Base(s, c, p, dtype=torch.float32, layers=2), False))

@@ -161,6 +161,7 @@ def test_deterministic_for_a_seed(default_link):
     b = LinkEngine(scn, ch, phi, layers=3)
     S = _frames(scn, 8, 4)
     np.testing.assert_array_equal(a.codebook, b.codebook)
+    np.testing.assert_array_equal(a.codebook_radar, b.codebook_radar)      # the distillation is seeded
     np.testing.assert_array_equal(a.design(S).X, b.design(S).X)
     np.testing.assert_array_equal(a.design(S).X, a.design(S).X)
 
@@ -299,15 +300,39 @@ def test_structured_sinr_equals_woodbury_and_dense(small_scn):
                                    rtol=1e-8)
 
 
-@pytest.mark.parametrize("dt", [torch.float32, torch.float64])
-def test_hostile_near_infeasible_gamma_tiny_and_identical_batches(default_link, dt):
+def test_distilled_codebook_certified_and_higher_gain(default_link):
+    """The distilled radar codebook: every entry CM and CI-feasible for its tuple (independent ci_margins),
+    target transmit gain |b0ᵀx|² ≥ the radar ascent's entry for every tuple, and the default engine (lookup,
+    layers 0) never below the worst-case-margin start per frame."""
+    from isac_opt.paper_a.channels import legs
+    scn, ch, phi = default_link
+    plain = LinkEngine(scn, ch, phi, layers=0, distill_frames=0)
+    eng = LinkEngine(scn, ch, phi)
+    assert eng.layers == 0 and eng.distilled_tuples > eng.n_tuples // 2
+    np.testing.assert_array_equal(plain.codebook, eng.codebook)
+    C = eng.codebook_radar
+    assert np.max(np.abs(np.abs(C) - scn.amp)) <= CM_TOL * scn.amp
+    H = effective_user_channels(ch, phi)
+    gam = ci_thresholds(scn.noise_comm_w, scn.gamma_db, scn.psk_order)
+    S_all = psk_constellation(scn.psk_order)[eng.tuples().T]
+    assert (ci_margins(H @ C.T, S_all, scn.psk_order) / gam[:, None]).min() >= 1.0
+    b0 = legs(ch, phi, scn.ris_leg_model)[1][0]
+    assert np.all(np.abs(C @ b0) ** 2 >= np.abs(plain.codebook_radar @ b0) ** 2 * (1 - 1e-12))
+    S = np.concatenate([_frames(scn, 16, 51), _hostile(scn)])
+    d = eng.design(S)
+    _check_certified(scn, ch, phi, d.X, d.S)
+    assert np.all(d.sinr >= d.sinr_start * (1 - 1e-12))
+
+
+@pytest.mark.parametrize("dt,layers", [(torch.float32, 0), (torch.float32, 3), (torch.float64, 3)])
+def test_hostile_near_infeasible_gamma_tiny_and_identical_batches(default_link, dt, layers):
     """Γ raised until the worst symbol tuple is barely CI-feasible (codebook margin ≈ 1.07): every frame of a
     random batch, of the hostile frames, of a batch of one and of an empty batch is certified."""
     scn0, ch, phi = default_link
     m = LinkEngine(scn0, ch, phi, layers=0, radar_codebook=False).codebook_margin.min()
     g = float(scn0.gamma_db[0]) + 20 * np.log10(m) - 0.3            # γ ∝ √Γ: the margin scales by 10^(-dB/20)
     scn = ScenarioA(gamma_db=(g,) * scn0.K)
-    eng = LinkEngine(scn, ch, phi, dtype=dt)
+    eng = LinkEngine(scn, ch, phi, dtype=dt, layers=layers)
     assert eng.codebook_ok.all() and eng.codebook_margin.min() < 1.5
     for S in (_frames(scn, 16, 41), _hostile(scn), _hostile(scn)[:1], np.zeros((1, scn.K, scn.L), int)):
         d = eng.design(S)
