@@ -224,7 +224,7 @@ def test_fused_xblock_equals_admm_layer(default_link, small_scn, which):
     else:
         scn = small_scn
         ch, phi = _link(scn, 2)
-    eng = LinkEngine(scn, ch, phi, dtype=torch.float64)
+    eng = LinkEngine(scn, ch, phi, dtype=torch.float64, distill_frames=0)
     assert eng.fused and (eng.net is not None) == (which == "default")
     S = np.concatenate([_frames(scn, 6, 31), _hostile(scn)])
     X0, Ssym, prob, _, phi0, xs = _reference_run(eng, S, 3)
@@ -246,7 +246,7 @@ def test_fused_feasibility_and_repair_equal_reference(default_link):
     from isac_opt.paper_a.detect import unfolded
     assert (FEAS_STEPS, FEAS_RELAX) == (unfolded.FEAS_STEPS, unfolded.FEAS_RELAX)    # refit's final layer
     scn, ch, phi = default_link
-    eng = LinkEngine(scn, ch, phi, dtype=torch.float64)
+    eng = LinkEngine(scn, ch, phi, dtype=torch.float64, distill_frames=0)
     S = _frames(scn, 12, 33)
     X0, Ssym, prob, cons, phi0, xs = _reference_run(eng, S, 2)
     with torch.no_grad():
@@ -275,11 +275,13 @@ def test_fused_design_equals_generic_design(default_link):
     """Whole designs: the fused engine and fused=False (general machinery) give the same certified frames."""
     scn, ch, phi = default_link
     S = np.concatenate([_frames(scn, 10, 35), _hostile(scn)])
-    a = LinkEngine(scn, ch, phi, dtype=torch.float64, layers=4, check_every=2)
-    b = LinkEngine(scn, ch, phi, dtype=torch.float64, layers=4, check_every=2, fused=False)
+    a = LinkEngine(scn, ch, phi, dtype=torch.float64, layers=4, check_every=2, radar_codebook=False)
+    b = LinkEngine(scn, ch, phi, dtype=torch.float64, layers=4, check_every=2, fused=False,
+                   radar_codebook=False)
     assert a.fused and not b.fused
     da, db = a.design(S), b.design(S)
     assert da.ok.all() and db.ok.all()
+    assert np.mean(da.sinr > da.sinr_start) > 0.5           # polished iterates were chosen (no radar lookup here)
     np.testing.assert_allclose(da.sinr, db.sinr, rtol=1e-6)
     _check_certified(scn, ch, phi, da.X, da.S)
 
@@ -288,7 +290,7 @@ def test_structured_sinr_equals_woodbury_and_dense(small_scn):
     """LinkEngine.sinr (Gram/Q×Q form) = the ML-vector Woodbury form = ξ0² sᴴC⁻¹s with the dense C, also for
     waveforms that are not CM."""
     ch, phi = _link(small_scn, 4)
-    eng = LinkEngine(small_scn, ch, phi, layers=0)
+    eng = LinkEngine(small_scn, ch, phi, layers=0, distill_frames=0)
     rng = np.random.default_rng(2)
     X = rng.standard_normal((5, small_scn.M, small_scn.L)) + 1j * rng.standard_normal((5, small_scn.M, small_scn.L))
     s = eng.sinr(X)
@@ -324,15 +326,17 @@ def test_distilled_codebook_certified_and_higher_gain(default_link):
     assert np.all(d.sinr >= d.sinr_start * (1 - 1e-12))
 
 
-@pytest.mark.parametrize("dt,layers", [(torch.float32, 0), (torch.float32, 3), (torch.float64, 3)])
-def test_hostile_near_infeasible_gamma_tiny_and_identical_batches(default_link, dt, layers):
+@pytest.mark.parametrize("dt,layers,radar", [(torch.float32, 0, True), (torch.float32, 3, False),
+                                             (torch.float64, 3, False)])
+def test_hostile_near_infeasible_gamma_tiny_and_identical_batches(default_link, dt, layers, radar):
     """Γ raised until the worst symbol tuple is barely CI-feasible (codebook margin ≈ 1.07): every frame of a
-    random batch, of the hostile frames, of a batch of one and of an empty batch is certified."""
+    random batch, of the hostile frames, of a batch of one and of an empty batch is certified — the default
+    (distilled lookup) and the polish alone (radar_codebook=False, so the polished iterates are what is chosen)."""
     scn0, ch, phi = default_link
     m = LinkEngine(scn0, ch, phi, layers=0, radar_codebook=False).codebook_margin.min()
     g = float(scn0.gamma_db[0]) + 20 * np.log10(m) - 0.3            # γ ∝ √Γ: the margin scales by 10^(-dB/20)
     scn = ScenarioA(gamma_db=(g,) * scn0.K)
-    eng = LinkEngine(scn, ch, phi, dtype=dt, layers=layers)
+    eng = LinkEngine(scn, ch, phi, dtype=dt, layers=layers, radar_codebook=radar)   # no lookup: polished frames win
     assert eng.codebook_ok.all() and eng.codebook_margin.min() < 1.5
     for S in (_frames(scn, 16, 41), _hostile(scn), _hostile(scn)[:1], np.zeros((1, scn.K, scn.L), int)):
         d = eng.design(S)
