@@ -326,6 +326,20 @@ def test_distilled_codebook_certified_and_higher_gain(default_link):
     assert np.all(d.sinr >= d.sinr_start * (1 - 1e-12))
 
 
+def test_concurrent_design_calls_equal_sequential(engines, default_link):
+    """design() keeps no state between calls: two threads on one engine (float32, polish on) give exactly the
+    sequential results (the GNU Radio worker and the link protocol may share an engine)."""
+    from concurrent.futures import ThreadPoolExecutor
+    scn, _, _ = default_link
+    eng = engines[torch.float32]
+    batches = [_frames(scn, 5, 60 + i) for i in range(4)]
+    seq = [eng.design(S).X for S in batches]
+    with ThreadPoolExecutor(2) as ex:
+        par = list(ex.map(lambda S: eng.design(S).X, batches))
+    for a, b in zip(seq, par):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("dt,layers,radar", [(torch.float32, 0, True), (torch.float32, 3, False),
                                              (torch.float64, 3, False)])
 def test_hostile_near_infeasible_gamma_tiny_and_identical_batches(default_link, dt, layers, radar):
