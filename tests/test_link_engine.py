@@ -161,6 +161,7 @@ def test_deterministic_for_a_seed(default_link):
     b = LinkEngine(scn, ch, phi, layers=3)
     S = _frames(scn, 8, 4)
     np.testing.assert_array_equal(a.codebook, b.codebook)
+    np.testing.assert_array_equal(a.codebook_radar, b.codebook_radar)      # the distillation is seeded
     np.testing.assert_array_equal(a.design(S).X, b.design(S).X)
     np.testing.assert_array_equal(a.design(S).X, a.design(S).X)
 
@@ -179,6 +180,185 @@ def test_complex_symbols_and_bad_input(engines, default_link):
         eng.design(S + 4)
     with pytest.raises(IsacError, match="phi: expected"):
         LinkEngine(scn, default_link[1], np.ones(3))
+
+
+# ---------------------------------------------------------------------------------------------------
+# the fused fast path against the general unfold machinery (slow reference), float64
+def _reference_run(eng, S, layers):
+    """admm_layer on the expanded DetectProblem (the generic machinery) from the codebook start."""
+    from isac_opt.paper_a.unfold import AdmmState, CIConstraint, SinrObjective, admm_layer
+    idx = S
+    Ssym = psk_constellation(eng.order)[idx]
+    X0, _ = eng.start_waveforms(idx)
+    prob = eng._problem(np.conj(Ssym))
+    u0 = torch.as_tensor(X0 / eng.scn.amp, dtype=prob.A0.dtype)
+    phi0 = torch.as_tensor(eng.phi, dtype=prob.A0.dtype).expand(len(S), -1)
+    prob.set_scale(u0, phi0)
+    obj, cons = SinrObjective(prob), CIConstraint(prob)
+    st = AdmmState.start(u0, phi0, obj.value(u0, phi0), eng.K, eng.L)
+    xs = []
+    for t in range(layers):
+        st = (eng.net(st, obj, cons, cfg=eng.cfg, layers=range(t, t + 1)) if eng.net is not None
+              else admm_layer(st, t, obj, cons, eng.params, eng.cfg))
+        xs.append(st.x.detach().numpy())
+    return X0, Ssym, prob, cons, phi0, xs
+
+
+def _fused_run(eng, X0, Ssym, layers):
+    xb = eng._xb
+    u0 = xb.from_complex(X0 / eng.scn.amp)
+    st = xb.start(u0, np.conj(Ssym))
+    us = []
+    for t in range(layers):
+        st = xb.layer(st, t)
+        us.append(xb.to_complex(st["u"]).numpy())
+    return xb, u0, st, us
+
+
+@pytest.mark.parametrize("which", ["default", "small"])
+def test_fused_xblock_equals_admm_layer(default_link, small_scn, which):
+    """Same iterates as the general machinery (shipped network on the default scenario, classical constant
+    steps on the small one), the same start scale, and the structured SINR of the fused block."""
+    if which == "default":
+        scn, ch, phi = default_link
+    else:
+        scn = small_scn
+        ch, phi = _link(scn, 2)
+    eng = LinkEngine(scn, ch, phi, dtype=torch.float64, distill_frames=0)
+    assert eng.fused and (eng.net is not None) == (which == "default")
+    S = np.concatenate([_frames(scn, 6, 31), _hostile(scn)])
+    X0, Ssym, prob, _, phi0, xs = _reference_run(eng, S, 3)
+    with torch.no_grad():
+        xb, u0, st, us = _fused_run(eng, X0, Ssym, 3)
+        np.testing.assert_allclose(st["fscale"].numpy(), prob.fscale.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(st["gscale"].numpy(), prob.gscale.numpy(), rtol=1e-12)
+        for x_ref, u in zip(xs, us):
+            np.testing.assert_allclose(u, x_ref, atol=1e-9)
+        np.testing.assert_allclose(xb.sinr(u0).numpy(), eng.sinr(X0), rtol=1e-10)   # normalised units: F = SINR*
+
+
+def test_fused_feasibility_and_repair_equal_reference(default_link):
+    """The fused CI feasibility layer = unfold.feasibility_layer; the fused repair leaves every slot CI-feasible
+    (independent ci_margins), does not touch feasible slots, and moves a repaired slot no further towards the
+    start than unfold.repair_ci does (up to the bisection resolution)."""
+    from isac_opt.paper_a.unfold import feasibility_layer, repair_ci
+    from isac_opt.link.engine import FEAS_RELAX, FEAS_STEPS
+    from isac_opt.paper_a.detect import unfolded
+    assert (FEAS_STEPS, FEAS_RELAX) == (unfolded.FEAS_STEPS, unfolded.FEAS_RELAX)    # refit's final layer
+    scn, ch, phi = default_link
+    eng = LinkEngine(scn, ch, phi, dtype=torch.float64, distill_frames=0)
+    S = _frames(scn, 12, 33)
+    X0, Ssym, prob, cons, phi0, xs = _reference_run(eng, S, 2)
+    with torch.no_grad():
+        xb, u0, st, us = _fused_run(eng, X0, Ssym, 2)
+        x_ref = feasibility_layer(cons, torch.as_tensor(xs[-1]), phi0, steps=5, relax=FEAS_RELAX).numpy()
+        u = xb.feasibility(st["u"], st["Scr"], st["Sci"], st["gscale"], 5, relax=FEAS_RELAX)
+        np.testing.assert_allclose(xb.to_complex(u).numpy(), x_ref, atol=1e-9)
+        ur, alpha = xb.repair(st["u"], u0, st["Scr"], st["Sci"])
+        _, al = repair_ci(cons, torch.as_tensor(xs[-1]), phi0, torch.as_tensor(X0 / scn.amp))
+    Xr = xb.to_complex(ur).numpy() * scn.amp
+    alpha, al = alpha.numpy(), al.numpy()
+    touched = alpha > 0
+    assert touched.any() and not touched.all()
+    H = effective_user_channels(ch, phi)
+    gam = ci_thresholds(scn.noise_comm_w, scn.gamma_db, scn.psk_order)
+    m = ci_margins(np.einsum("km,bml->bkl", H, Xr), Ssym, scn.psk_order) / gam[None, :, None]
+    assert m.min() >= 1.0
+    x_fused = xb.to_complex(st["u"]).numpy() * scn.amp
+    np.testing.assert_array_equal(np.transpose(Xr, (0, 2, 1))[~touched], np.transpose(x_fused, (0, 2, 1))[~touched])
+    np.testing.assert_array_equal(touched, al > 0)
+    # the same bisection (repair_ci: 30 steps, here 12): α agrees to the coarser resolution
+    np.testing.assert_allclose(alpha, al, atol=2.0 ** -12 + 2.0 ** -30)
+
+
+def test_fused_design_equals_generic_design(default_link):
+    """Whole designs: the fused engine and fused=False (general machinery) give the same certified frames."""
+    scn, ch, phi = default_link
+    S = np.concatenate([_frames(scn, 10, 35), _hostile(scn)])
+    a = LinkEngine(scn, ch, phi, dtype=torch.float64, layers=4, check_every=2, radar_codebook=False)
+    b = LinkEngine(scn, ch, phi, dtype=torch.float64, layers=4, check_every=2, fused=False,
+                   radar_codebook=False)
+    assert a.fused and not b.fused
+    da, db = a.design(S), b.design(S)
+    assert da.ok.all() and db.ok.all()
+    assert np.mean(da.sinr > da.sinr_start) > 0.5           # polished iterates were chosen (no radar lookup here)
+    np.testing.assert_allclose(da.sinr, db.sinr, rtol=1e-6)
+    _check_certified(scn, ch, phi, da.X, da.S)
+
+
+def test_structured_sinr_equals_woodbury_and_dense(small_scn):
+    """LinkEngine.sinr (Gram/Q×Q form) = the ML-vector Woodbury form = ξ0² sᴴC⁻¹s with the dense C, also for
+    waveforms that are not CM."""
+    ch, phi = _link(small_scn, 4)
+    eng = LinkEngine(small_scn, ch, phi, layers=0, distill_frames=0)
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((5, small_scn.M, small_scn.L)) + 1j * rng.standard_normal((5, small_scn.M, small_scn.L))
+    s = eng.sinr(X)
+    np.testing.assert_allclose(s, eng._sinr_woodbury(X), rtol=1e-10)
+    for b in range(5):
+        e = echo(small_scn, ch, X[b], phi)
+        sv = vec(e.s)
+        np.testing.assert_allclose(s[b], small_scn.xi0_sq * np.real(np.vdot(sv, np.linalg.solve(e.covariance(), sv))),
+                                   rtol=1e-8)
+
+
+def test_distilled_codebook_certified_and_higher_gain(default_link):
+    """The distilled radar codebook: every entry CM and CI-feasible for its tuple (independent ci_margins),
+    target transmit gain |b0ᵀx|² ≥ the radar ascent's entry for every tuple, and the default engine (lookup,
+    layers 0) never below the worst-case-margin start per frame."""
+    from isac_opt.paper_a.channels import legs
+    scn, ch, phi = default_link
+    plain = LinkEngine(scn, ch, phi, layers=0, distill_frames=0)
+    eng = LinkEngine(scn, ch, phi)
+    assert eng.layers == 0 and eng.distilled_tuples > eng.n_tuples // 2
+    np.testing.assert_array_equal(plain.codebook, eng.codebook)
+    C = eng.codebook_radar
+    assert np.max(np.abs(np.abs(C) - scn.amp)) <= CM_TOL * scn.amp
+    H = effective_user_channels(ch, phi)
+    gam = ci_thresholds(scn.noise_comm_w, scn.gamma_db, scn.psk_order)
+    S_all = psk_constellation(scn.psk_order)[eng.tuples().T]
+    assert (ci_margins(H @ C.T, S_all, scn.psk_order) / gam[:, None]).min() >= 1.0
+    b0 = legs(ch, phi, scn.ris_leg_model)[1][0]
+    assert np.all(np.abs(C @ b0) ** 2 >= np.abs(plain.codebook_radar @ b0) ** 2 * (1 - 1e-12))
+    S = np.concatenate([_frames(scn, 16, 51), _hostile(scn)])
+    d = eng.design(S)
+    _check_certified(scn, ch, phi, d.X, d.S)
+    assert np.all(d.sinr >= d.sinr_start * (1 - 1e-12))
+
+
+def test_concurrent_design_calls_equal_sequential(engines, default_link):
+    """design() keeps no state between calls: two threads on one engine (float32, polish on) give exactly the
+    sequential results (the GNU Radio worker and the link protocol may share an engine)."""
+    from concurrent.futures import ThreadPoolExecutor
+    scn, _, _ = default_link
+    eng = engines[torch.float32]
+    batches = [_frames(scn, 5, 60 + i) for i in range(4)]
+    seq = [eng.design(S).X for S in batches]
+    with ThreadPoolExecutor(2) as ex:
+        par = list(ex.map(lambda S: eng.design(S).X, batches))
+    for a, b in zip(seq, par):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dt,layers,radar", [(torch.float32, 0, True), (torch.float32, 3, False),
+                                             (torch.float64, 3, False)])
+def test_hostile_near_infeasible_gamma_tiny_and_identical_batches(default_link, dt, layers, radar):
+    """Γ raised until the worst symbol tuple is barely CI-feasible (codebook margin ≈ 1.07): every frame of a
+    random batch, of the hostile frames, of a batch of one and of an empty batch is certified — the default
+    (distilled lookup) and the polish alone (radar_codebook=False, so the polished iterates are what is chosen)."""
+    scn0, ch, phi = default_link
+    m = LinkEngine(scn0, ch, phi, layers=0, radar_codebook=False).codebook_margin.min()
+    g = float(scn0.gamma_db[0]) + 20 * np.log10(m) - 0.3            # γ ∝ √Γ: the margin scales by 10^(-dB/20)
+    scn = ScenarioA(gamma_db=(g,) * scn0.K)
+    eng = LinkEngine(scn, ch, phi, dtype=dt, layers=layers, radar_codebook=radar)   # no lookup: polished frames win
+    assert eng.codebook_ok.all() and eng.codebook_margin.min() < 1.5
+    for S in (_frames(scn, 16, 41), _hostile(scn), _hostile(scn)[:1], np.zeros((1, scn.K, scn.L), int)):
+        d = eng.design(S)
+        assert d.ok.all()
+        _check_certified(scn, ch, phi, d.X, d.S)
+        assert np.all(d.sinr >= d.sinr_start * (1 - 1e-12))
+    d = eng.design(np.zeros((0, scn.K, scn.L), int))
+    assert d.X.shape == (0, scn.M, scn.L) and d.ok.shape == (0,)
 
 
 # ---------------------------------------------------------------------------------------------------
