@@ -53,6 +53,9 @@ class link_pipeline(gr.top_block):
         scn = load_design(design_path).scenario
         K, M = scn.K, scn.M
         self.table = f"link-{next(_ids)}"
+        # the front end first: without hardware it fails (one line) before the engine's codebook is built
+        self.fe = frontend(backend=backend, design=design_path, seed=seed, M=M, K=K,
+                           user_noise_offset_db=user_noise_db, buffer_items=buffer_items, **fe_kw)
         self.src = link_source(design=design_path, payload=payload, nbytes=nbytes, seed=seed, chunk=chunk,
                                window=window, arq=arq, min_frames=min_frames, max_frames=max_frames, batch=batch)
         late = "fill" if (realtime or backend != "sim") else "wait"
@@ -74,8 +77,6 @@ class link_pipeline(gr.top_block):
             self.tx_chain.append((crc, p2s, rep, mp))
         self.msg_connect((self.des, "credit"), (self.src, "credit"))
         self.msg_connect((self.src, "ctrl"), (self.des, "ctrl"))
-        self.fe = frontend(backend=backend, design=design_path, seed=seed, M=M, K=K,
-                           user_noise_offset_db=user_noise_db, buffer_items=buffer_items, **fe_kw)
         if realtime:
             self.thr = grblocks.throttle(gr.sizeof_gr_complex * M, float(rate), True)
             self.connect(self.des, self.thr, self.fe)
@@ -121,7 +122,7 @@ class link_pipeline(gr.top_block):
         ex = {"backend": self.fe.backend, "chunk": self.des.chunk, "frames_per_packet": self.des.P,
               "arq": self.src.senders[0].arq, "frames_dropped_rx": int(self.rcv.asm.dropped if self.rcv.asm else 0),
               "slots_incomplete": int(self.rcv.slots.incomplete if self.rcv.slots else 0),
-              "radar_frames_missing": int(r["missing"]), "table_evicted": int(self.des.table.evicted),
+              "radar_frames_missing": int(r["missing"]), "table_misses": int(self.des.table.misses),
               "engine_failures": int(self.des.tally.frames_failed), "engine": self.des.engine.info()}
         ex.update(extra or {})
         rep, got = tally.report(senders=self.src.senders, receivers=self.dfr.receivers, designed=self.des.designed,
