@@ -15,6 +15,7 @@ Messages: out ``credit`` ``{slot_done}`` (to the link source: back-pressure), ``
 engine failure: the frames are sent silent, counted, and the link keeps running), ``status``; in ``ctrl``
 ``{end_slot}`` (from the source: the run ends after that slot).
 
+``backend``: the front end (amplitude scale, :func:`isac_opt.bench.framing.frontend_scale`).
 ``late``: ``wait`` (the stream waits for the engine: simulation, the real-time factor shows the speed) or
 ``fill`` (real time: when no design is ready and the output buffer is nearly drained, an idle frame of zeros
 tagged ``frame = -2`` is sent and counted in ``frames_late`` — an underrun is never silent).
@@ -68,7 +69,7 @@ class link_designer(gr.basic_block):
     """Per-frame SLP designs of the K users' symbol streams (see the module docstring)."""
 
     def __init__(self, design="", layers=0, dtype="float32", device="cpu", batch=64, depth=0, table="link",
-                 late="wait", chunk=64, threads=1, rate=100e3, user_noise_db=0.0, engine=None, scale=1.0):
+                 late="wait", chunk=64, threads=1, rate=100e3, user_noise_db=0.0, engine=None, backend="sim"):
         if not str(design):
             raise ConfigError("link_designer: 'design' must name the link-state design file")
         if late not in ("wait", "fill"):
@@ -106,7 +107,8 @@ class link_designer(gr.basic_block):
         self._inq: queue.Queue = queue.Queue(maxsize=self.depth)
         self._ahead = DesignAhead(self._weng, self._frames(), batch=self.batch, depth=self.depth)
         self.late = late
-        self.scale = float(scale)
+        from isac_opt.bench.framing import frontend_scale
+        self.scale = frontend_scale(str(backend), scn.amp)     # 1 (sim) or 0.5 of DAC full scale (hardware)
         self._taken = 0              # frames taken from the inputs
         self._sent = 0               # designed frames put out
         self._end_slot = None

@@ -1,7 +1,7 @@
 """The live link as a GNU Radio top block (the blocks of ``grc/flowgraphs/risisac_link_sim.grc``, for any K)
 [issue 13; docs/link.md]. Used by ``isac-testbed link --backend sim|pluto|uhd``, the tests and the benchmark.
 
-    link_source ─pdu k→ digital.crc_append → pdu.pdu_to_tagged_stream → blocks.repack_bits_bb(8→log2 Ω)
+    link_source → digital.crc_append → pdu.pdu_filter(user = k) → pdu.pdu_to_tagged_stream → repack_bits_bb(8→log2 Ω)
       → digital.map_bb(Gray⁻¹) ─k→ link_designer (engine, DesignAhead worker, design table) → [throttle]
       → frontend (sim channel | Pluto | USRP) ─radar→ stap_detector(table) ; ─users→ link_receiver
       ─pdus→ digital.crc_check ─ok/fail→ link_deframer ─feedback→ link_source (ideal return channel)
@@ -13,6 +13,7 @@ import itertools
 import time
 
 import numpy as np
+import pmt
 from gnuradio import blocks as grblocks
 from gnuradio import digital, gr, pdu
 
@@ -48,7 +49,6 @@ class link_pipeline(gr.top_block):
                  slip=None, received: str = "", threads: int = 1, buffer_items: int = 16384, engine=None,
                  pfa: float = 1e-3, **fe_kw):
         gr.top_block.__init__(self, "risisac_link", catch_exceptions=False)
-        from isac_opt.bench.framing import frontend_scale
         from isac_opt.designfile import load_design
         scn = load_design(design_path).scenario
         K, M = scn.K, scn.M
@@ -62,19 +62,21 @@ class link_pipeline(gr.top_block):
         self.des = link_designer(design=design_path, layers=layers, dtype=dtype, device=device, batch=batch,
                                  depth=depth, table=self.table, late=late, chunk=chunk, threads=threads,
                                  rate=rate, user_noise_db=user_noise_db, engine=engine,
-                                 scale=frontend_scale(backend, scn.amp))
+                                 backend=backend)
         self.des.set_min_output_buffer(int(buffer_items))
         bps = int(np.log2(scn.psk_order))
+        self.crc_append = digital.crc_append(*CRC32, 0)
+        self.msg_connect((self.src, "pdus"), (self.crc_append, "in"))
         self.tx_chain = []
         for k in range(K):
-            crc = digital.crc_append(*CRC32, 0)
+            flt = pdu.pdu_filter(pmt.intern("user"), pmt.from_long(k), False)
             p2s = pdu.pdu_to_tagged_stream(gr.types.byte_t, "packet_len")
             rep = grblocks.repack_bits_bb(8, bps, "packet_len", False, gr.GR_MSB_FIRST)
             mp = digital.map_bb(gray_inverse(scn.psk_order))
-            self.msg_connect((self.src, f"pdu{k}"), (crc, "in"))
-            self.msg_connect((crc, "out"), (p2s, "pdus"))
+            self.msg_connect((self.crc_append, "out"), (flt, "pdus"))
+            self.msg_connect((flt, "pdus"), (p2s, "pdus"))
             self.connect(p2s, rep, mp, (self.des, k))
-            self.tx_chain.append((crc, p2s, rep, mp))
+            self.tx_chain.append((flt, p2s, rep, mp))
         self.msg_connect((self.des, "credit"), (self.src, "credit"))
         self.msg_connect((self.src, "ctrl"), (self.des, "ctrl"))
         if realtime:

@@ -1,8 +1,9 @@
 """Link packet source (GRC: ``risisac_link_source``): K user payloads → ARQ packets as PDUs, one per user
 per slot [issue 13; docs/link.md].
 
-Message-only. Out ``pdu0`` … ``pdu{K-1}``: PDUs (u8 vector = header + padded payload, NO CRC — GNU Radio's
-``digital.crc_append`` adds the CRC-32) with metadata ``{user, slot}``; out ``ctrl``: ``{end_slot}`` when
+Message-only. Out ``pdus``: K PDUs per slot (u8 vector = header + padded payload, NO CRC — GNU Radio's
+``digital.crc_append`` adds the CRC-32) with metadata ``{user, slot}`` (GNU Radio's ``pdu.pdu_filter`` on
+``user`` splits them into the K transmit chains); out ``ctrl``: ``{end_slot}`` when
 every packet is acknowledged (or at ``max_frames``), telling the designer where the run ends.
 In ``credit`` (from ``risisac_link_designer``: ``{slot_done}``): back-pressure — at most ``inflight`` slots
 are ahead of the designer's input; in ``feedback`` (from ``risisac_link_deframer``: ``{user, slot, ok}``):
@@ -42,9 +43,8 @@ class link_source(gr.basic_block):
         self._next = 0              # next slot to post
         self._consumed = 0          # slots the designer has taken
         self.end_slot = None
-        self._ports = [pmt.intern(f"pdu{k}") for k in range(self.K)]
-        for p in self._ports:
-            self.message_port_register_out(p)
+        self._port = pmt.intern("pdus")
+        self.message_port_register_out(self._port)
         self.message_port_register_out(pmt.intern("ctrl"))
         for name, h in (("credit", self._on_credit), ("feedback", self._on_feedback)):
             self.message_port_register_in(pmt.intern(name))
@@ -66,7 +66,7 @@ class link_source(gr.basic_block):
                 for k, s in enumerate(self.senders):
                     body = np.frombuffer(s.next_body(j), np.uint8)
                     meta = pmt.to_pmt({"user": k, "slot": int(j)})
-                    self.message_port_pub(self._ports[k], pmt.cons(meta, pmt.init_u8vector(body.size, body)))
+                    self.message_port_pub(self._port, pmt.cons(meta, pmt.init_u8vector(body.size, body)))
                 self._next += 1
 
     def _on_credit(self, msg):
