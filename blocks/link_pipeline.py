@@ -49,6 +49,7 @@ class link_pipeline(gr.top_block):
                  slip=None, received: str = "", threads: int = 1, buffer_items: int = 16384, engine=None,
                  pfa: float = 1e-3, **fe_kw):
         gr.top_block.__init__(self, "risisac_link", catch_exceptions=False)
+        self._t_init = time.perf_counter()
         from isac_opt.designfile import load_design
         scn = load_design(design_path).scenario
         K, M = scn.K, scn.M
@@ -125,7 +126,8 @@ class link_pipeline(gr.top_block):
               "arq": self.src.senders[0].arq, "frames_dropped_rx": int(self.rcv.asm.dropped if self.rcv.asm else 0),
               "slots_incomplete": int(self.rcv.slots.incomplete if self.rcv.slots else 0),
               "radar_frames_missing": int(r["missing"]), "table_misses": int(self.des.table.misses),
-              "engine_failures": int(self.des.tally.frames_failed), "engine": self.des.engine.info()}
+              "engine_failures": int(self.des.tally.frames_failed), "engine": self.des.engine.info(),
+              "total_s": time.perf_counter() - self._t_init}
         ex.update(extra or {})
         rep, got = tally.report(senders=self.src.senders, receivers=self.dfr.receivers, designed=self.des.designed,
                                 busy_s=self.des.busy_s, wall_s=wall_s, gap=self.des.gap, extra=ex)

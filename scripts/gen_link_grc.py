@@ -1,4 +1,4 @@
-"""Writes grc/flowgraphs/risisac_link_{sim,pluto,usrp}.grc (K = 3 users, QPSK)."""
+"""Writes grc/flowgraphs/risisac_link_{sim,pluto,usrp}.grc (K = 3 users, QPSK): `python scripts/gen_link_grc.py`."""
 import yaml
 
 def blk(name, id_, params, xy):

@@ -153,6 +153,9 @@ def run_link(scn, ch, phi, payloads: list[bytes], *, engine_kw=None, chunk: int 
     rep, received = tally.report(senders=senders, receivers=receivers, designed=designed, busy_s=busy,
                                  wall_s=wall, gap=gap,
                                  extra={"backend": "numpy", "chunk": c, "frames_per_packet": P, "arq": arq,
+                                        "frames_dropped_rx": 0, "slots_incomplete": slots.incomplete,
+                                        "radar_frames_missing": 0, "table_misses": 0,
+                                        "engine_failures": tally.frames_failed,
                                         "user_noise_db": user_noise_db, "total_s": time.perf_counter() - t_all,
                                         "engine": eng.info()})
     res = LinkResult(frames=tally.frames, report=rep, received=received)
