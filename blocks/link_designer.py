@@ -54,8 +54,7 @@ class _TableEngine:
         self.next_id += len(S)
         d = self.eng.design(S)
         idx = symbol_indices(S, self.eng.order).astype(np.uint8)
-        sinr = self.eng.sinr(d.X)
-        self.table.put(ids, idx, self.eng.mvdr_filters(d.X), sinr)
+        self.table.put(ids, idx, self.eng.mvdr_filters(d.X), d.sinr)     # d.sinr: MVDR SINR of d.X
         s, b = analytic_error_rates(self.eng.Htil, d.X, idx, self.nw, self.eng.order)
         t = self.tally
         t.ser_an += s
