@@ -105,7 +105,9 @@ def cmd_link(args) -> int:
 
 
 def _run_gr(args, state, payloads):
+    from gnuradio import gr
     from blocks.link_pipeline import link_pipeline
+    gr.logging().set_default_level(gr.log_levels.warn)      # no buffer-size info lines in the report
     fe_kw = {}
     if args.backend != "sim":
         fe_kw = {"uri": args.uri, "dev_args": args.dev_args, "samp_rate": args.rate, "center_freq": args.lo_hz}
