@@ -107,13 +107,13 @@ class link_pipeline(gr.top_block):
         self.msg_connect((self.crc_check, "fail"), (self.dfr, "fail"))
         self.msg_connect((self.dfr, "feedback"), (self.src, "feedback"))
 
-    def run_link(self, timeout_s: float | None = None) -> float:
-        """Start, wait for the end of the run (the designer's end marker through every block), stop;
-        returns the wall time [s] from start to the last designed frame."""
+    def run_link(self) -> float:
+        """Start, wait for the end of the run (the designer's end marker through every block);
+        returns the wall time [s] from start until every block has finished (end to end)."""
         t0 = time.perf_counter()
         self.start()
         self.wait()
-        return (self.des.t_last or time.perf_counter()) - t0
+        return time.perf_counter() - t0
 
     def report(self, wall_s: float, extra: dict | None = None) -> tuple[dict, list[bytes]]:
         """The link report (the keys of the numpy loop, :meth:`isac_opt.link.stream.LinkTally.report`)."""

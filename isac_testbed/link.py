@@ -17,6 +17,7 @@ from pathlib import Path
 from isac_opt.errors import UserError
 
 BACKENDS = ("sim", "pluto", "uhd", "numpy")
+PLUTO_RATES = (520_834.0, 61.44e6)      # AD9361 baseband rates (with the FIR that frontend loads below 2.08 MS/s)
 
 
 def _check_args(args) -> None:
@@ -33,6 +34,9 @@ def _check_args(args) -> None:
         raise UserError(f"--layers: expected an integer >= 0, got {args.layers}")
     if not (args.rate > 0 and args.rate < float("inf")):
         raise UserError(f"--rate: expected a sample rate > 0, got {args.rate}")
+    lo, hi = PLUTO_RATES
+    if args.backend == "pluto" and not lo <= args.rate <= hi:
+        raise UserError(f"--rate: a Pluto (AD936x) runs {lo:,.0f} to {hi:,.0f} S/s, got {args.rate:g}")
     if args.realtime and args.backend == "numpy":
         raise UserError("--realtime: only with a GNU Radio backend (sim, pluto, uhd)")
 

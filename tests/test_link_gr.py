@@ -273,7 +273,9 @@ def test_cli_backends_share_the_report_keys(tmp_path, capsys):
     (["--max-frames", "3"], "--max-frames: expected at least one slot"),
     (["--backend", "numpy", "--realtime"], "--realtime: only with a GNU Radio backend"),
     (["--backend", "uhd"], "frontend: backend 'uhd' could not open its hardware"),
-    (["--backend", "pluto", "--scenario", str(ROOT / "grc" / "scenarios" / "bench_2x2.toml")],
+    (["--backend", "pluto", "--rate", "100e6"], "--rate: a Pluto (AD936x) runs"),
+    (["--rate", "nan"], "--rate: expected a sample rate > 0"),
+    (["--backend", "pluto", "--rate", "1e6", "--scenario", str(ROOT / "grc" / "scenarios" / "bench_2x2.toml")],
      "frontend: backend 'pluto' could not open its hardware"),
 ])
 def test_cli_bad_input_and_missing_hardware_one_line_exit_2(argv, msg, capsys):
