@@ -110,9 +110,10 @@ class link_pipeline(gr.top_block):
     def run_link(self) -> float:
         """Start, wait for the end of the run (the designer's end marker through every block);
         returns the wall time [s] from start until every block has finished (end to end)."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         self.start()
         self.wait()
+        self.cpu_s = time.process_time() - c0
         return time.perf_counter() - t0
 
     def report(self, wall_s: float, extra: dict | None = None) -> tuple[dict, list[bytes]]:
@@ -130,5 +131,6 @@ class link_pipeline(gr.top_block):
               "total_s": time.perf_counter() - self._t_init}
         ex.update(extra or {})
         rep, got = tally.report(senders=self.src.senders, receivers=self.dfr.receivers, designed=self.des.designed,
-                                busy_s=self.des.busy_s, wall_s=wall_s, gap=self.des.gap, extra=ex)
+                                busy_s=self.des.busy_s, wall_s=wall_s, gap=self.des.gap,
+                                cpu_s=getattr(self, "cpu_s", float("nan")), extra=ex)
         return rep, got

@@ -52,7 +52,7 @@ class link_receiver(gr.sync_block):
         if ids.size:
             dec = decide_psk(frames, self.order)                    # (nf, K, L), never the sent symbols
             self.frames += ids.size
-            sent = [self.table.get(f) for f in ids]                # measurement only
+            sent = self.table.get_many(ids)                # measurement only
             have = np.array([s is not None for s in sent])
             if have.any():
                 self.table.tally.add_decisions(dec[have], np.stack([s[0] for s in sent if s is not None]))

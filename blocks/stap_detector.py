@@ -133,7 +133,7 @@ class stap_detector(gr.basic_block):
         frames, ids, starts = S["asm"].push(x, t0, fo, fv)
         if ids.size == 0:
             return None
-        ent = [S["tab"].get(f) for f in ids]
+        ent = S["tab"].get_many(ids)
         have = np.array([e is not None for e in ent])
         S["missing"] += int((~have).sum())
         hit = np.searchsorted(S["toffs"], starts)

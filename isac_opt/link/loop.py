@@ -110,7 +110,7 @@ def run_link(scn, ch, phi, payloads: list[bytes], *, engine_kw=None, chunk: int 
                 ok = receivers[k].on_packet(*(r if r is not None else (None, None)))
                 senders[k].feedback(slot, ok)
 
-    t_loop = time.perf_counter()
+    t_loop, c_loop = time.perf_counter(), time.process_time()
     with DesignAhead(eng, slot_source(senders, P, O, L, lo, cap), batch=batch, depth=depth) as q:
         while True:
             got = []
@@ -151,7 +151,7 @@ def run_link(scn, ch, phi, payloads: list[bytes], *, engine_kw=None, chunk: int 
     close(slots.flush())
     wall = time.perf_counter() - t_loop
     rep, received = tally.report(senders=senders, receivers=receivers, designed=designed, busy_s=busy,
-                                 wall_s=wall, gap=gap,
+                                 wall_s=wall, gap=gap, cpu_s=time.process_time() - c_loop,
                                  extra={"backend": "numpy", "chunk": c, "frames_per_packet": P, "arq": arq,
                                         "frames_dropped_rx": 0, "slots_incomplete": slots.incomplete,
                                         "radar_frames_missing": 0, "table_misses": 0,

@@ -181,6 +181,13 @@ class DesignTable:
                 self.misses += 1
             return v
 
+    def get_many(self, frame_ids) -> list:
+        """[entry or None] for each id (one lock; misses counted)."""
+        with self._lock:
+            out = [self._d.get(int(f)) for f in frame_ids]
+        self.misses += sum(v is None for v in out)
+        return out
+
     def clear(self) -> None:
         with self._lock:
             self._d.clear()
@@ -228,9 +235,10 @@ class LinkTally:
         self.sinr_pred.append(np.asarray(sinr, float))
 
     def report(self, *, senders, receivers, designed: int, busy_s: float, wall_s: float, gap: int,
-               extra: dict | None = None) -> tuple[dict, list[bytes]]:
+               cpu_s: float = float("nan"), extra: dict | None = None) -> tuple[dict, list[bytes]]:
         """The report dict and the delivered bytes per user. ``senders``/``receivers``: the ARQ ends;
-        ``designed``/``busy_s``: engine frames and its busy time; ``wall_s``: the link's run time."""
+        ``designed``/``busy_s``: engine frames and its busy time; ``wall_s``: the link's run time;
+        ``cpu_s``: the process's CPU time over the run (all threads; = wall on an idle dedicated core)."""
         bps = bits_per_symbol(self.order)
         F = max(self.frames, 1)
         n_sym = max(self.sym_counted, 1) * self.L
@@ -262,6 +270,7 @@ class LinkTally:
             "designs_per_s": designed / busy_s if busy_s > 0 else float("nan"),
             "realtime_factor": (samples / wall_s) / self.rate if wall_s > 0 else float("nan"),
             "sample_rate": self.rate, "samples_per_s": samples / wall_s if wall_s > 0 else float("nan"),
+            "cpu_s": cpu_s, "samples_per_cpu_s": samples / cpu_s if cpu_s > 0 else float("nan"),
             "sinr_measured_db": db(meas), "sinr_predicted_db": db(pred),
             "target_frames": int(cat(self.present, bool).sum()), "wall_s": wall_s,
         }
