@@ -41,6 +41,8 @@ def main() -> None:
     if a.cpu is not None:
         os.sched_setaffinity(0, {a.cpu})
     torch.set_num_threads(1)
+    from gnuradio import gr
+    gr.logging().set_default_level(gr.log_levels.warn)
     from blocks.link_pipeline import link_pipeline
     from isac_opt.link.loop import run_link
     from isac_opt.scenario import load_scenario

@@ -12,7 +12,7 @@ Out: complex64 vlen M, each frame = L designed slots + ``gap`` zeros, ``frame`` 
 sample; the run ends with one zero sample tagged ``frame = -1``.
 
 Messages: out ``credit`` ``{slot_done}`` (to the link source: back-pressure), ``errors`` (one dict per
-engine failure: the frames are sent silent, counted, and the link keeps running), ``status``; in ``ctrl``
+frame of a failed engine batch: the frames are sent silent, counted, and the link keeps running); in ``ctrl``
 ``{end_slot}`` (from the source: the run ends after that slot).
 
 ``backend``: the front end (amplitude scale, :func:`isac_opt.bench.framing.frontend_scale`).
@@ -118,7 +118,7 @@ class link_designer(gr.basic_block):
         self._credit = -1
         self.t_first = self.t_last = None
         self._key = pmt.intern(FRAME_KEY)
-        for p in ("credit", "errors", "status"):
+        for p in ("credit", "errors"):
             self.message_port_register_out(pmt.intern(p))
         self.message_port_register_in(pmt.intern("ctrl"))
         self.set_msg_handler(pmt.intern("ctrl"), self._on_ctrl)

@@ -79,6 +79,8 @@ class link_pipeline(gr.top_block):
             self.connect(p2s, rep, mp, (self.des, k))
             self.tx_chain.append((flt, p2s, rep, mp))
         self.msg_connect((self.des, "credit"), (self.src, "credit"))
+        self.errors = grblocks.message_debug()            # engine failures, one message per frame
+        self.msg_connect((self.des, "errors"), (self.errors, "store"))
         self.msg_connect((self.src, "ctrl"), (self.des, "ctrl"))
         if realtime:
             self.thr = grblocks.throttle(gr.sizeof_gr_complex * M, float(rate), True)
@@ -127,7 +129,8 @@ class link_pipeline(gr.top_block):
               "arq": self.src.senders[0].arq, "frames_dropped_rx": int(self.rcv.asm.dropped if self.rcv.asm else 0),
               "slots_incomplete": int(self.rcv.slots.incomplete if self.rcv.slots else 0),
               "radar_frames_missing": int(r["missing"]), "table_misses": int(self.des.table.misses),
-              "engine_failures": int(self.des.tally.frames_failed), "engine": self.des.engine.info(),
+              "engine_failures": int(self.des.tally.frames_failed),
+              "engine_error_messages": int(self.errors.num_messages()), "engine": self.des.engine.info(),
               "total_s": time.perf_counter() - self._t_init}
         ex.update(extra or {})
         rep, got = tally.report(senders=self.src.senders, receivers=self.dfr.receivers, designed=self.des.designed,

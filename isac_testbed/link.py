@@ -94,6 +94,8 @@ def cmd_link(args) -> int:
                        chunk=args.chunk, batch=args.batch, rate=args.rate, user_noise_db=args.user_noise_db,
                        seed=args.seed, engine_kw=engine_kw, progress=prog, arq=args.arq, window=args.window)
         rep, received = dict(res.report), res.received
+        if prog is not None:
+            print(file=sys.stderr)
         title = "isac-testbed link (numpy reference model, simulated paper-A channel)"
     else:
         rep, received = _run_gr(args, state, payloads)

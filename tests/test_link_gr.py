@@ -211,6 +211,7 @@ class _Flaky:
 def test_gr_link_engine_failure_is_counted_and_the_link_keeps_running(link_state, engine):
     rep, got = _run(link_state, _Flaky(engine), nbytes=2500, seed=6, batch=32)
     assert rep["frames_failed"] == 32 and rep["engine_failures"] == 32     # one batch, sent silent
+    assert rep["engine_error_messages"] == 32                             # surfaced as messages
     assert rep["payload_match"]                                           # ARQ resent what they carried
     assert rep["ci_frames_ok"] < 1.0
 

@@ -102,6 +102,7 @@ def run_link(scn, ch, phi, payloads: list[bytes], *, engine_kw=None, chunk: int 
     Htil = effective_user_channels(ch, phi)
     nw = np.asarray(scn.noise_comm_w, float) * 10 ** (user_noise_db / 10)
     tally = LinkTally(K, O, L, rate)
+    errors: list[str] = []
 
     def close(closed):
         for slot, pk, _ in closed:
@@ -125,9 +126,11 @@ def run_link(scn, ch, phi, payloads: list[bytes], *, engine_kw=None, chunk: int 
             X = np.zeros((n, scn.M, L), np.complex128)
             good = np.array([fr.error is None for fr in got])
             for j, fr in enumerate(got):
-                if fr.error is None:             # an engine failure is sent silent and counted
+                if fr.error is None:             # an engine failure is sent silent, counted and kept
                     X[j] = fr.X
                     tally.ci_ok += int(fr.ok)
+                else:
+                    errors.append(f"frame {fr.frame_id}: {fr.error}")
             tally.frames += n
             tally.frames_failed += int((~good).sum())
             ids = np.array([fr.frame_id for fr in got])
@@ -156,6 +159,7 @@ def run_link(scn, ch, phi, payloads: list[bytes], *, engine_kw=None, chunk: int 
                                         "frames_dropped_rx": 0, "slots_incomplete": slots.incomplete,
                                         "radar_frames_missing": 0, "table_misses": 0,
                                         "engine_failures": tally.frames_failed,
+                                        "engine_error_messages": len(errors),
                                         "user_noise_db": user_noise_db, "total_s": time.perf_counter() - t_all,
                                         "engine": eng.info()})
     res = LinkResult(frames=tally.frames, report=rep, received=received)
