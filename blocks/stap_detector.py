@@ -37,6 +37,10 @@ class stap_detector(gr.basic_block):
     def __init__(self, M=6, pfa=1e-3, design="", report_every=1000, publish=True, window=1000, rx_cal="",
                  cal_key="", table=""):
         self.rx_corr = None
+        if str(table or "") and str(rx_cal or ""):
+            from isac_opt.errors import ConfigError
+            raise ConfigError("stap_detector: 'table' (per-frame link filters) does not apply 'rx_cal'; "
+                              "give one of them")
         if str(rx_cal or ""):
             from calibration.use import RxCorrector, load_chain_cal, parse_key
             cal = load_chain_cal(str(rx_cal), n_chains=int(M), side="rx", expect_key=parse_key(cal_key),

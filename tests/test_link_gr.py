@@ -285,3 +285,14 @@ def test_cli_bad_input_and_missing_hardware_one_line_exit_2(argv, msg, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("isac-testbed link: error:"), err
     assert msg in err[0], err[0]
+
+
+def test_link_plan_sends_at_least_the_frames_asked():
+    from isac_opt.link.loop import link_plan
+    from isac_opt.paper_a.scenario import ScenarioA
+    scn = ScenarioA()
+    for arq in (True, False):
+        c, P, lo, cap = link_plan(scn, [b"x" * 100] * 3, 64, 20000, None, arq)
+        assert (c, P) == (67, 15) and lo % P == 0 and 20000 <= lo < 20000 + P and cap >= lo
+    c, P, lo, cap = link_plan(scn, [b"x" * 1000] * 3, 64, None, None, False)
+    assert cap == 15 * P and lo == P                          # 1000 B = 15 packets of 67 B, sent once

@@ -53,7 +53,7 @@ def link_plan(scn, payloads, chunk: int, frames: int | None, max_frames: int | N
     c = aligned_chunk(chunk, O, L)
     P = frames_per_packet(c, O, L)
     need = max(-(-len(p) // c) for p in payloads) * P
-    lo = max(int(frames or 0), P)
+    lo = -(-max(int(frames or 0), P) // P) * P            # whole slots: at least ``frames``
     cap = int(max_frames) if max_frames else (max(need, lo) if not arq else 10 * need + 64 * P + lo)
     if cap < P:
         raise IsacError(f"--max-frames: expected at least one slot ({P} frames), got {max_frames}")
