@@ -184,9 +184,8 @@ class stap_detector(gr.basic_block):
         if self.table_name:
             from isac_opt.link.stream import radar_sinr
             r = self.results()
-            meas, pred = radar_sinr(r["stat"], r["target"] == 1, r["sinr_pred"])
-            sel = r["target"] >= 0
-            meas = radar_sinr(r["stat"][sel], r["target"][sel] == 1, r["sinr_pred"][sel])[0]
+            sel = r["target"] >= 0                              # frames with a truth tag
+            meas, pred = radar_sinr(r["stat"][sel], r["target"][sel] == 1, r["sinr_pred"][sel])
             db = lambda v: float(10 * np.log10(v)) if v > 0 else float("nan")
             return {"frames": int(r["frame"].size), "dropped": int(r["dropped"]), "missing": int(r["missing"]),
                     "sinr_est_db": db(meas), "sinr_pred_db": db(pred)}

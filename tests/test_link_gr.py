@@ -135,11 +135,13 @@ def engine(link_state):
     return LinkEngine(d.scenario, d.channels, d.phi, dtype=torch.float32, layers=0)
 
 
-def _run(link_state, engine, **kw):
+def _run(link_state, engine, keep=None, **kw):
     pytest.importorskip("gnuradio")
     from blocks.link_pipeline import link_pipeline
     tb = link_pipeline(link_state, engine=engine, **kw)
     wall = tb.run_link()
+    if keep is not None:
+        keep.append(tb)
     return tb.report(wall)
 
 
@@ -166,7 +168,12 @@ def test_gr_link_matches_its_predictions(link_state, engine):
     """≈ 2,700 frames at +6 dB user noise: per-user SER within 4σ of the mean analytic SER of the frames
     sent (Monte Carlo, the numpy reference's check), radar SINR of per-frame filters within 1 dB of the
     mean predicted SINR (≈ 1,350 frames per hypothesis: the estimate's spread is ≈ 0.3 dB)."""
-    rep, got = _run(link_state, engine, nbytes=4000, seed=4, user_noise_db=6.0, arq=False, min_frames=2700)
+    tb = []
+    rep, got = _run(link_state, engine, tb, nbytes=4000, seed=4, user_noise_db=6.0, arq=False, min_frames=2700)
+    summ = tb[0].det.summary()                   # the detector's own status (table mode) agrees with the report
+    assert summ["frames"] == rep["frames"] and summ["missing"] == 0
+    assert summ["sinr_est_db"] == pytest.approx(rep["sinr_measured_db"], abs=1e-9)
+    assert summ["sinr_pred_db"] == pytest.approx(rep["sinr_predicted_db"], abs=1e-9)
     assert rep["ci_frames_ok"] == 1.0 and rep["frames"] >= 2700 and sum(rep["retransmissions"]) == 0
     for k in range(3):                        # without ARQ: the in-order prefix of CRC-passed packets
         assert got[k] == np.random.default_rng([4, 7, k]).bytes(4000)[:len(got[k])]
