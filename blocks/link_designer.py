@@ -189,30 +189,30 @@ class link_designer(gr.basic_block):
         room = len(out) // F
         if self._done:
             return -1
+        if self._ended and self._sent == self._taken:     # every frame out: the end marker
+            out[0] = 0
+            self.add_item_tag(0, self.nitems_written(0), self._key, pmt.from_long(-1))
+            self._done = True
+            self.t_last = time.perf_counter()
+            return 1
+        # frames the worker will deliver without more input: whole batches (all of them after the end);
+        # waiting for exactly those keeps work() calls large downstream and can never dead-lock
+        ready = (self._taken if self._ended else self._taken // self.batch * self.batch) - self._sent
+        want = min(room, ready)
         got = []
-        deadline = time.perf_counter() + 0.5
-        while len(got) < room:
+        while len(got) < want and not self._stop.is_set():
             try:
-                fr = self._ahead._q.get(timeout=0.002) if not got and not n_in else self._ahead._q.get_nowait()
+                fr = self._ahead._q.get(timeout=0.05 if self.late == "wait" else 0.0)
             except queue.Empty:
-                if got or n_in > 0 or self._stop.is_set():
+                if self.late == "fill":
                     break
-                if self.late == "fill" and len(out) >= 0.9 * self._cap and room:
-                    return self._idle(out)
-                if time.perf_counter() > deadline and n_in == 0 and not self._ended and \
-                        min(len(x) for x in input_items) < L:
-                    break                                   # let upstream run (no input to hand over)
                 continue
-            if fr is _AHEAD_END:
+            if fr is _AHEAD_END:                            # (only after the end: ``want`` counts frames)
                 self._ahead._q.put(fr)
-                if not got:
-                    out[0] = 0
-                    self.add_item_tag(0, self.nitems_written(0), self._key, pmt.from_long(-1))
-                    self._done = True
-                    self.t_last = time.perf_counter()
-                    return 1
                 break
             got.append(fr)
+        if not got and self.late == "fill" and room and len(out) >= 0.9 * self._cap:
+            return self._idle(out)                          # late engine, buffer nearly drained
         if not got:
             return 0
         n = len(got)
