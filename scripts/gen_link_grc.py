@@ -1,4 +1,5 @@
-"""Writes grc/flowgraphs/risisac_link_{sim,pluto,usrp}.grc (K = 3 users, QPSK): `python scripts/gen_link_grc.py`."""
+"""Writes grc/flowgraphs/risisac_link_{sim,pluto,usrp}.grc (QPSK; K = 3 users for the paper-A scenario, K = 2 for
+the Pluto's bench scenario grc/scenarios/bench_2x2.toml): `python scripts/gen_link_grc.py`."""
 import yaml
 
 def blk(name, id_, params, xy):
@@ -12,10 +13,11 @@ def make(variant):
     title = {"sim": "RIS-ISAC live link, headless simulation", "pluto": "RIS-ISAC live link on a Pluto (2R2T)",
              "usrp": "RIS-ISAC live link on a USRP"}[variant]
     desc = {"sim": "Live link (issue 13): K = 3 user payloads -> ARQ packets -> CRC -> QPSK -> per-frame SLP designs -> simulated RIS-ISAC channel -> per-frame STAP + receivers -> CRC check -> bytes",
-            "pluto": "Live link (issue 13) on a 2R2T Pluto / FMComms2 (M = 2 design, K = 3 users fed from RX chain 0): hardware, compile-only in tests",
+            "pluto": "Live link (issue 13) on a 2R2T Pluto / FMComms2 (bench scenario: M = 2, K = 2 users fed from RX chain 0): hardware, compile-only in tests",
             "usrp": "Live link (issue 13) on one or several USRPs: hardware, compile-only in tests"}[variant]
     fid = {"sim": "risisac_link_sim", "pluto": "risisac_link_pluto", "usrp": "risisac_link_usrp"}[variant]
     M = {"sim": "6", "pluto": "2", "usrp": "6"}[variant]
+    nK = 2 if variant == "pluto" else 3
     blocks = [
         param("design", "Link state (any paper-A design file)", "d", "str", "design.npz", 200),
         param("payload", "Payload (random, FILE or FILE,FILE,FILE)", "p", "str", "random", 320),
@@ -24,7 +26,7 @@ def make(variant):
         param("layers", "Polish layers (0 = lookup)", "l", "intx", "0", 680),
         param("received", "Write user<k>.bin into DIR ('' = no)", "r", "str", "", 800),
         blk("M", "variable", {"value": M}, (920, 8)),
-        blk("K", "variable", {"value": "3"}, (1000, 8)),
+        blk("K", "variable", {"value": str(nK)}, (1000, 8)),
         blk("src", "risisac_link_source", {"design": "design", "payload": "payload", "nbytes": "nbytes", "seed": "seed",
             "chunk": "64", "window": "4096", "arq": "True", "inflight": "16", "min_frames": "0", "max_frames": "0",
             "batch": "64"}, (8, 120)),
@@ -33,7 +35,7 @@ def make(variant):
             "skip_header_bytes": "0"}, (220, 120)),
     ]
     conns = [["src", "pdus", "crc_append", "in"]]
-    for k in range(3):
+    for k in range(nK):
         y = 220 + 100 * k
         blocks += [
             blk(f"user{k}", "pdu_pdu_filter", {"k": 'pmt.intern("user")', "v": f"pmt.from_long({k})", "invert": "False"}, (8, y)),
@@ -56,7 +58,7 @@ def make(variant):
         fe["backend"] = "'sim'"
     elif variant == "pluto":
         fe.update(backend="'pluto'", uri="'ip:192.168.2.1'", samp_rate="2.5e6", center_freq="5.8e9", rx_delay="0",
-                  user_channels="(0, 0, 0)")
+                  user_channels="(0, 0)")
     else:
         fe.update(backend="'uhd'", dev_args="'type=b200'", samp_rate="1e6", center_freq="5.8e9", rx_delay="0")
     blocks += [
