@@ -33,7 +33,7 @@ from gnuradio import gr
 from isac_opt.bench.framing import FRAME_KEY, auto_gap
 from isac_opt.designfile import load_design
 from isac_opt.errors import ConfigError
-from isac_opt.link.ahead import _END as _AHEAD_END
+from isac_opt.link.ahead import LinkStarved
 from isac_opt.link.stream import IDLE_FRAME, LinkTally, analytic_error_rates, frames_to_samples, get_table
 
 _END = object()
@@ -202,13 +202,12 @@ class link_designer(gr.basic_block):
         got = []
         while len(got) < want and not self._stop.is_set():
             try:
-                fr = self._ahead._q.get(timeout=0.05 if self.late == "wait" else 0.0)
-            except queue.Empty:
+                fr = self._ahead.get(timeout=0.05 if self.late == "wait" else 0.0)
+            except LinkStarved:
                 if self.late == "fill":
                     break
                 continue
-            if fr is _AHEAD_END:                            # (only after the end: ``want`` counts frames)
-                self._ahead._q.put(fr)
+            if fr is None:                                  # (only after the end: ``want`` counts frames)
                 break
             got.append(fr)
         if not got and self.late == "fill" and room and len(out) >= 0.9 * self._cap:
