@@ -81,7 +81,7 @@ class frontend(gr.hier_block2):
         except StartMarginError:
             raise
         except RuntimeError as e:
-            raise HardwareUnavailable(f"frontend: backend {backend!r} could not open its hardware ({e}). "
+            raise HardwareUnavailable(f"frontend: backend {backend!r} could not open its hardware ({' '.join(str(e).split())}). "
                                f"Check the cabling and the URI/device args, or use backend='sim'.") from None
         self._m = M
         self.tagger = frame_tagger(design=design, M=M, rx_delay=rx_delay)

@@ -12,6 +12,13 @@ the M radar streams are then corrected before the filter, y_i[t] = x_i[t − (D 
 (:class:`calibration.use.RxCorrector`, common latency D samples; the ``frame``/``target`` tags are moved by
 D with the data, so the last frame of a finite run, whose end marker falls past the stream, is dropped).
 ``cal_key``: the bench key; a stale file is refused at construction (one-line StaleCalibrationError).
+
+``table`` (the live link, issue 13): the name of a :class:`isac_opt.link.stream.DesignTable` filled by
+``risisac_link_designer``. Every frame then has its own waveform: the statistic of frame f uses the MVDR
+filter of the frame actually sent, looked up by the frame id tag (z_f = T_f/ε0_f with ε0_f = ξ0²/SINR_f,
+:func:`isac_opt.link.stream.radar_statistic`); idle (``frame = -2``) and unknown frames are skipped
+(counted in ``results()['missing']``). ``results()`` adds the predicted SINR per frame, ``summary()`` the
+measured (mean z | target − mean z | no target) and predicted mean SINR.
 """
 from __future__ import annotations
 
@@ -28,8 +35,12 @@ class stap_detector(gr.basic_block):
     """T = |wᴴ vec(R)|² per frame, NP threshold at ``pfa``, online SINR; ``design`` '' = follow the tags."""
 
     def __init__(self, M=6, pfa=1e-3, design="", report_every=1000, publish=True, window=1000, rx_cal="",
-                 cal_key=""):
+                 cal_key="", table=""):
         self.rx_corr = None
+        if str(table or "") and str(rx_cal or ""):
+            from isac_opt.errors import ConfigError
+            raise ConfigError("stap_detector: 'table' (per-frame link filters) does not apply 'rx_cal'; "
+                              "give one of them")
         if str(rx_cal or ""):
             from calibration.use import RxCorrector, load_chain_cal, parse_key
             cal = load_chain_cal(str(rx_cal), n_chains=int(M), side="rx", expect_key=parse_key(cal_key),
@@ -49,6 +60,8 @@ class stap_detector(gr.basic_block):
         self.report_every, self.publish = int(report_every), bool(publish)
         self._pending = np.zeros((2, 0), np.float32)
         self._next_report = self.report_every
+        self.table_name = str(table or "")
+        self._link = None                      # per-frame mode state (table)
         for p in ("detections", "status"):
             self.message_port_register_out(pmt.intern(p))
         self.message_port_register_in(pmt.intern("ris"))
@@ -78,7 +91,9 @@ class stap_detector(gr.basic_block):
                 tag = dict(self._fixed, first_frame=tag["first_frame"], F=tag["F"])
             self.track.add(tag)
         x = input_items[0]
-        if self.rx_corr is not None:               # correct the chains; tags move with the data by D
+        if self.table_name:
+            res = self._per_frame(x, t0, tags)
+        elif self.rx_corr is not None:               # correct the chains; tags move with the data by D
             x = self.rx_corr.process(x)
             D = self.rx_corr.latency
             for key in (FRAME_KEY, TARGET_KEY):
@@ -88,9 +103,10 @@ class stap_detector(gr.basic_block):
                 now = o < t0 + n
                 tags[key] = (o[now], [vv for vv, k in zip(v, now) if k])
                 self._held[key] = (o[~now], [vv for vv, k in zip(v, now) if not k])
-        fo, fv = tags[FRAME_KEY]
-        to, tv = tags[TARGET_KEY]
-        res = self.core.process(x, t0, fo, fv, to, tv)
+        if not self.table_name:
+            fo, fv = tags[FRAME_KEY]
+            to, tv = tags[TARGET_KEY]
+            res = self.core.process(x, t0, fo, fv, to, tv)
         self.consume(0, n)
         if res is not None:
             new = np.stack([res["stat"], self.core.running_sinr_db(res["stat"], res["target"], self.window)])
@@ -101,6 +117,48 @@ class stap_detector(gr.basic_block):
         output_items[1][:k] = self._pending[1, :k]
         self._pending = self._pending[:, k:]
         return k
+
+    def _per_frame(self, x, t0, tags):
+        """Per-frame filters from the design table (see the module docstring); same result dict as the core."""
+        from isac_opt.bench.framing import FrameAssembler
+        from isac_opt.link.stream import get_table, radar_statistic
+        if self._link is None:
+            tab = get_table(self.table_name)
+            m = tab.meta
+            self._link = {"tab": tab, "m": m, "asm": FrameAssembler(m["F"], m["M"], keep=m["L"]),
+                          "toffs": np.zeros(0, np.int64), "tvals": np.zeros(0, bool), "frame": [], "stat": [],
+                          "target": [], "sinr": [], "missing": 0}
+        S = self._link
+        to, tv = tags[TARGET_KEY]
+        if len(to):
+            S["toffs"] = np.concatenate([S["toffs"], to])
+            S["tvals"] = np.concatenate([S["tvals"], np.asarray(tv, bool)])
+        fo, fv = tags[FRAME_KEY]
+        frames, ids, starts = S["asm"].push(x, t0, fo, fv)
+        if ids.size == 0:
+            return None
+        ent = S["tab"].get_many(ids)
+        have = np.array([e is not None for e in ent])
+        S["missing"] += int((~have).sum())
+        hit = np.searchsorted(S["toffs"], starts)
+        okt = (hit < S["toffs"].size) & (S["toffs"][np.minimum(hit, max(S["toffs"].size - 1, 0))] == starts) \
+            if S["toffs"].size else np.zeros(ids.size, bool)
+        tgt = np.full(ids.size, -1, np.int8)
+        tgt[okt] = S["tvals"][hit[okt]].astype(np.int8)
+        later = S["toffs"] > starts[-1]
+        S["toffs"], S["tvals"] = S["toffs"][later], S["tvals"][later]
+        if not have.any():
+            return None
+        W = np.stack([e[1] for e in ent if e is not None])
+        sinr = np.array([e[2] for e in ent if e is not None])
+        m = S["m"]
+        z = radar_statistic(W, frames[have], sinr, m["xi0_sq"], m["noise_radar_w"])
+        out = {"frame": ids[have], "stat": z, "target": tgt[have], "detected": z > -np.log(self.core.pfa),
+               "sinr": sinr}
+        for k in ("frame", "stat", "target", "sinr"):
+            S[k].append(out[k])
+        self.core.n_frames += int(ids[have].size)
+        return out
 
     def _publish(self, res):
         thr = -np.log(self.core.pfa)
@@ -114,7 +172,21 @@ class stap_detector(gr.basic_block):
             self.message_port_pub(pmt.intern("status"), pmt.to_pmt(self.summary()))
 
     def results(self) -> dict:
+        if self.table_name:
+            S = self._link or {"frame": [], "stat": [], "target": [], "sinr": [], "missing": 0, "asm": None}
+            cat = lambda v, dt: np.concatenate(v) if v else np.zeros(0, dt)
+            return {"frame": cat(S["frame"], np.int64), "stat": cat(S["stat"], float),
+                    "target": cat(S["target"], np.int8), "sinr_pred": cat(S["sinr"], float),
+                    "missing": S["missing"], "dropped": S["asm"].dropped if S["asm"] is not None else 0}
         return self.core.results()
 
     def summary(self) -> dict:
+        if self.table_name:
+            from isac_opt.link.stream import radar_sinr
+            r = self.results()
+            sel = r["target"] >= 0                              # frames with a truth tag
+            meas, pred = radar_sinr(r["stat"][sel], r["target"][sel] == 1, r["sinr_pred"][sel])
+            db = lambda v: float(10 * np.log10(v)) if v > 0 else float("nan")
+            return {"frames": int(r["frame"].size), "dropped": int(r["dropped"]), "missing": int(r["missing"]),
+                    "sinr_est_db": db(meas), "sinr_pred_db": db(pred)}
         return self.core.summary()

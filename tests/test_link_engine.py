@@ -466,7 +466,7 @@ def noisy_link():
     ch, phi = _link(scn, 3)
     pay = [np.random.default_rng(k).bytes(700) for k in range(scn.K)]
     return scn, pay, run_link(scn, ch, phi, pay, engine_kw={"dtype": torch.float32, "layers": 2},
-                              user_noise_db=3.0, seed=5, frames=120)
+                              user_noise_db=3.0, seed=5, frames=120, arq=False)
 
 
 def test_link_delivers_only_correct_packets_and_ser_matches_analytic(noisy_link):
@@ -481,12 +481,10 @@ def test_link_delivers_only_correct_packets_and_ser_matches_analytic(noisy_link)
         assert abs(u["ser"] - p) <= 4 * np.sqrt(p * (1 - p) / n_sym) + 1e-12, (k, u)
         pb = u["ber_analytic"]
         assert abs(u["ber"] - pb) <= 4 * np.sqrt(pb * (1 - pb) / (2 * n_sym)) * 2 + 1e-12, (k, u)
-        got = res.received[k]
-        pieces = [got[i:i + 64] for i in range(0, len(got), 64)]
-        # each delivered piece is one of the payload's 64-byte chunks (in order)
-        offs = [pay[k].find(pc) for pc in pieces]
-        assert all(o >= 0 and o % 64 == 0 for o in offs) and offs == sorted(offs)
-        assert len(pieces) == u["packets"] - u["packets_failed"]
+        got, c = res.received[k], rep["chunk"]
+        pieces = [got[i:i + c] for i in range(0, len(got), c)]
+        # without ARQ: what is delivered is the in-order prefix of CRC-passed chunks
+        assert got == pay[k][:len(got)] and len(pieces) <= u["packets"]
     assert sum(len(r) for r in res.received) > 0 and sum(u["ser"] for u in res.users) > 0
 
 

@@ -105,3 +105,30 @@ def user_frames(payload: bytes, chunk: int, order: int, L: int, n_frames: int | 
         pk.append(idle_packet(chunk))
     sym = bytes_to_symbols(b"".join(pk), order)[: F * L]
     return sym.reshape(F, L), len(make_packets(payload, chunk))
+
+
+def load_payloads(spec: str, K: int, n_bytes: int, seed: int, option: str = "--payload") -> list[bytes]:
+    """Payloads of the K users: ``random`` (``n_bytes`` each from seeds (seed, 7, k)), one FILE for every
+    user, or K comma-separated files (one per user). Bad input raises IsacError naming ``option``."""
+    from pathlib import Path
+    if spec == "random":
+        if int(n_bytes) < 1:
+            raise IsacError(f"--bytes: expected an integer >= 1, got {n_bytes}")
+        return [np.random.default_rng([seed, 7, k]).bytes(int(n_bytes)) for k in range(K)]
+    files = [s for s in str(spec).split(",")]
+    if len(files) not in (1, K) or any(not f for f in files):
+        raise IsacError(f"{option}: expected 'random', one FILE, or {K} comma-separated files (one per user), "
+                        f"got {spec!r}")
+    out = []
+    for f in files:
+        p = Path(f)
+        if not p.is_file():
+            raise IsacError(f"{option}: {f}: no such file")
+        try:
+            data = p.read_bytes()
+        except OSError as e:
+            raise IsacError(f"{option}: {f}: cannot read ({e.strerror})") from None
+        if not data:
+            raise IsacError(f"{option}: {f}: the file is empty")
+        out.append(data)
+    return out * K if len(out) == 1 else out
