@@ -98,7 +98,8 @@ class link_designer(gr.basic_block):
         self.tally = LinkTally(self.K, scn.psk_order, self.L, float(rate))
         self.table.tally = self.tally
         self.table.meta = {"K": self.K, "M": self.M, "L": self.L, "F": self.F, "P": self.P, "chunk": self.chunk,
-                           "order": scn.psk_order, "xi0_sq": scn.xi0_sq, "noise_radar_w": scn.noise_radar_w}
+                           "order": scn.psk_order, "xi0_sq": scn.xi0_sq, "noise_radar_w": scn.noise_radar_w,
+                           "gamma_db": list(scn.gamma_db)}
         nw = np.asarray(scn.noise_comm_w, float) * 10 ** (float(user_noise_db) / 10)
         self._weng = _TableEngine(engine, self.table, self.tally, nw)
         self.batch = int(batch)

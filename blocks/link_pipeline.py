@@ -136,4 +136,5 @@ class link_pipeline(gr.top_block):
         rep, got = tally.report(senders=self.src.senders, receivers=self.dfr.receivers, designed=self.des.designed,
                                 busy_s=self.des.busy_s, wall_s=wall_s, gap=self.des.gap,
                                 cpu_s=getattr(self, "cpu_s", float("nan")), extra=ex)
+        self.arrays = tally.arrays(self.des.table.meta["gamma_db"])      # per-frame data for the report PNG
         return rep, got

@@ -56,6 +56,7 @@ class link_receiver(gr.sync_block):
             have = np.array([s is not None for s in sent])
             if have.any():
                 self.table.tally.add_decisions(dec[have], np.stack([s[0] for s in sent if s is not None]))
+            self.table.tally.add_samples(frames, dec)      # report PNG (user streams are in units of σ_k)
             self._emit(self.slots.push(ids, dec))
         return n
 

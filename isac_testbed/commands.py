@@ -154,7 +154,8 @@ def cmd_demo(args) -> int:
     if rc or args.link_bytes <= 0:
         return rc
     print()
-    ns = build_parser("link").parse_args(["link", "--bytes", str(args.link_bytes)])
+    link_png = Path(args.png).with_name(Path(args.png).stem.replace("_run", "") + "_link.png")
+    ns = build_parser("link").parse_args(["link", "--bytes", str(args.link_bytes), "--png", str(link_png), "--force"])
     return ns.func(ns)
 
 

@@ -82,6 +82,9 @@ def cmd_link(args) -> int:
         raise UserError(f"--scenario: the link runs paper-A scenarios, got {type(scn).__name__}")
     payloads = load_payloads(args.payload, scn.K, args.bytes, args.seed)
     out_dir = _received_dir(args.received, scn.K)
+    if args.png:
+        from isac_opt.safeio import check_output_file
+        check_output_file(args.png, force=args.force, what="--png")   # before the run: never a silent overwrite
     torch.set_num_threads(args.threads)
     state = link_state(scn, args.seed)
     engine_kw = {"dtype": getattr(torch, args.dtype), "device": args.device, "layers": args.layers}
@@ -93,17 +96,21 @@ def cmd_link(args) -> int:
         res = run_link(scn, state.channels, state.phi, payloads, frames=args.frames, max_frames=args.max_frames,
                        chunk=args.chunk, batch=args.batch, rate=args.rate, user_noise_db=args.user_noise_db,
                        seed=args.seed, engine_kw=engine_kw, progress=prog, arq=args.arq, window=args.window)
-        rep, received = dict(res.report), res.received
+        rep, received, arrays = dict(res.report), res.received, res.arrays
         if prog is not None:
             print(file=sys.stderr)
         title = "isac-testbed link (numpy reference model, simulated paper-A channel)"
     else:
-        rep, received = _run_gr(args, state, payloads)
+        rep, received, arrays = _run_gr(args, state, payloads)
         title = f"isac-testbed link (GNU Radio flowgraph, backend {args.backend})"
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for k, data in enumerate(received):
             (out_dir / f"user{k}.bin").write_bytes(data)
+    if args.png:
+        from .link_png import write_link_png
+        write_link_png(args.png, {**rep, "pfa": 1e-3}, arrays)      # threshold drawn at Pfa = 1e-3
+        rep["png"] = str(args.png)
     eng = rep.pop("engine")
     rep.update({f"engine_{k}": v for k, v in eng.items()})
     print_report(rep, args.json, title=title)
@@ -131,7 +138,8 @@ def _run_gr(args, state, payloads):
                            arq=args.arq, window=args.window, min_frames=args.frames or 0,
                            max_frames=args.max_frames or 0, realtime=args.realtime, threads=args.threads, **fe_kw)
         wall = tb.run_link()
-        return tb.report(wall, extra={"user_noise_db": args.user_noise_db})
+        rep, received = tb.report(wall, extra={"user_noise_db": args.user_noise_db})
+        return rep, received, tb.arrays
 
 
 def add_parser(sub) -> None:
@@ -161,8 +169,9 @@ def add_parser(sub) -> None:
     p.add_argument("--chunk", type=int, default=64,
                    help="payload bytes per CRC'd packet (rounded up so a packet fills whole frames) [64]")
     p.add_argument("--batch", type=int, default=64, help="frames per engine call [64]")
-    p.add_argument("--layers", type=int, default=2,
-                   help="x-block layers of the per-frame polish (0: radar-aware codebook lookup only; 20: refit's depth) [2]")
+    p.add_argument("--layers", type=int, default=0,
+                   help="x-block layers of the per-frame polish after the distilled codebook lookup (0: lookup only, "
+                        "the measured best per second — docs/link.md; 20: refit's depth) [0]")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="engine precision [float32]")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="engine device [cpu]")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1") or 1),
@@ -171,5 +180,9 @@ def add_parser(sub) -> None:
     p.add_argument("--uri", default="ip:192.168.2.1", help="Pluto URI (backend pluto)")
     p.add_argument("--dev-args", default="", help="UHD device args (backend uhd)")
     p.add_argument("--lo-hz", type=float, default=5.8e9, help="carrier [Hz] (hardware) [5.8e9]")
+    p.add_argument("--png", default=None, metavar="FILE",
+                   help="write the link report PNG (BER/PER vs analytic, de-rotated user samples with the CI region, "
+                        "detector histogram, measured vs predicted SINR); an existing FILE is refused without --force")
+    p.add_argument("--force", action="store_true", help="replace an existing --png FILE")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_link)

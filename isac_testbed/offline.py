@@ -621,7 +621,7 @@ def add_encode(sub) -> None:
                    help="front end: sets the sample scale (sim: physical units; pluto/uhd: 0.5 of DAC full scale) [sim]")
     p.add_argument("--chunk", type=int, default=64, help="payload bytes per CRC'd packet [64]")
     p.add_argument("--batch", type=int, default=64, help="frames per engine call and per resume chunk [64]")
-    p.add_argument("--layers", type=int, default=2, help="x-block polish layers (0: radar-aware lookup) [2]")
+    p.add_argument("--layers", type=int, default=0, help="x-block polish layers after the distilled codebook lookup (0: lookup only) [0]")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="engine precision [float32]")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="engine device [cpu]")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1") or 1),

@@ -303,3 +303,37 @@ def test_link_plan_sends_at_least_the_frames_asked():
         assert (c, P) == (67, 15) and lo % P == 0 and 20000 <= lo < 20000 + P and cap >= lo
     c, P, lo, cap = link_plan(scn, [b"x" * 1000] * 3, 64, None, None, False)
     assert cap == 15 * P and lo == P                          # 1000 B = 15 packets of 67 B, sent once
+
+
+def test_cli_png_from_both_backends_with_their_per_frame_arrays(tmp_path, capsys):
+    """`link --png` draws the report PNG from each backend's per-frame arrays; the arrays agree with the
+    report (predicted SINR = linear mean of the per-frame SINRs over target frames; every kept user sample,
+    de-rotated by its decided symbol, lies in the decision sector); an existing FILE is refused."""
+    import math
+    import isac_testbed.link_png as lp
+    from isac_testbed.cli import main
+    seen = {}
+    orig = lp.write_link_png
+
+    def spy(path, rep, arrays):
+        seen[rep["backend"]] = (rep, arrays)
+        return orig(path, rep, arrays)
+    lp.write_link_png = spy
+    try:
+        for b in ("numpy", "sim"):
+            png = tmp_path / f"{b}.png"
+            rc = main(["link", "--backend", b, "--bytes", "600", "--json", "--seed", "2", "--png", str(png)])
+            capsys.readouterr()
+            assert rc == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            rep, arr = seen[b]
+            pr = np.asarray(arr["present"])
+            assert len(arr["z"]) == len(pr) == len(arr["sinr_pred"]) > 0 and 0 < pr.mean() < 1
+            pred = 10 * math.log10(np.mean(np.asarray(arr["sinr_pred"])[pr]))
+            assert abs(pred - rep["sinr_predicted_db"]) < 1e-9
+            for d in arr["derotated"]:
+                assert len(d) > 0 and np.all(np.abs(np.angle(d)) <= math.pi / arr["psk_order"] + 1e-12)
+        rc = main(["link", "--backend", "numpy", "--bytes", "100", "--png", str(tmp_path / "numpy.png")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and "--png" in err[0] and "--force" in err[0]
+    finally:
+        lp.write_link_png = orig

@@ -36,6 +36,7 @@ class LinkResult:
     users: list = field(default_factory=list)      # per user dict
     report: dict = field(default_factory=dict)
     received: list = field(default_factory=list)   # per user delivered bytes
+    arrays: dict = field(default_factory=dict)     # per-frame data for the report PNG (LinkTally.arrays)
 
 
 def check_link_state(eng) -> None:
@@ -136,7 +137,9 @@ def run_link(scn, ch, phi, payloads: list[bytes], *, engine_kw=None, chunk: int 
             ids = np.array([fr.frame_id for fr in got])
             S = symbol_indices(np.stack([np.asarray(fr.S) for fr in got]), O)
             users, radar, present = chan.process(frames_to_samples(X, gap), np.arange(n) * (L + gap), ids)
-            dec = decide_psk(users.reshape(n, L + gap, K)[:, :L, :], O)          # never the sent symbols
+            U = users.reshape(n, L + gap, K)[:, :L, :]
+            dec = decide_psk(U, O)                                                   # never the sent symbols
+            tally.add_samples(U[good], dec[good])          # the emulator's user outputs are already ÷ σ_k
             tally.add_decisions(dec[good], S[good])
             close(slots.push(ids, dec))
             if good.any():
@@ -162,7 +165,7 @@ def run_link(scn, ch, phi, payloads: list[bytes], *, engine_kw=None, chunk: int 
                                         "engine_error_messages": len(errors),
                                         "user_noise_db": user_noise_db, "total_s": time.perf_counter() - t_all,
                                         "engine": eng.info()})
-    res = LinkResult(frames=tally.frames, report=rep, received=received)
+    res = LinkResult(frames=tally.frames, report=rep, received=received, arrays=tally.arrays(scn.gamma_db))
     res.users = [{k: rep[k][u] for k in ("ber", "per", "ser", "ser_analytic", "ber_analytic", "retransmissions", "packets",
                                           "packets_failed")} | {"payload_match": received[u] == payloads[u]}
                  for u in range(K)]

@@ -222,6 +222,28 @@ class LinkTally:
         self.ber_an = np.zeros(K)
         self.an_frames = 0
         self.z, self.present, self.sinr_pred = [], [], []
+        self.derotated = [[] for _ in range(K)]     # a sample of received slots per user (report PNG)
+        self.n_derotated = 0
+
+    def add_samples(self, U, decided, keep: int = 4000) -> None:
+        """Keep up to ``keep`` received user samples per user, de-rotated by the DECIDED symbol (the
+        receiver does not know the sent one): U (n, L, K) in units of σ_k, decided (n, K, L) indices."""
+        if self.n_derotated >= keep or not len(U):
+            return
+        from ..ci import psk_constellation
+        c = psk_constellation(self.order)
+        take = min(len(U), -(-(keep - self.n_derotated) // self.L))
+        for k in range(self.K):
+            self.derotated[k].append((U[:take, :, k] * np.conj(c[decided[:take, k, :]])).ravel())
+        self.n_derotated += take * self.L
+
+    def arrays(self, gamma_db) -> dict:
+        """Per-frame data for :func:`isac_testbed.link_png.write_link_png` (its ``arrays`` keys)."""
+        cat = lambda v, dt: np.concatenate(v) if v else np.zeros(0, dt)
+        return {"z": cat(self.z, float), "present": cat(self.present, bool), "sinr_pred": cat(self.sinr_pred, float),
+                "derotated": [cat(d, complex) for d in self.derotated] if self.n_derotated else None,
+                "derotated_by": "decided symbol", "gamma_db": list(gamma_db), "psk_order": self.order,
+                "symbols_per_user": max(self.sym_counted, 1) * self.L}
 
     def add_decisions(self, decided, sent) -> None:
         s, b = error_counts(decided, sent, self.order)
