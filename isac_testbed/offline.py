@@ -36,27 +36,10 @@ EXT_VERSION = "0.3.0"
 # ------------------------------------------------------------------------------------------------------
 # payloads
 def read_payloads(spec: str, K: int, n_bytes: int, seed: int, what: str = "--payload") -> tuple[list[bytes], str]:
-    """'random' (seeded, as ``isac-testbed link``), one FILE for every user, or K comma-separated files."""
-    if spec == "random":
-        if n_bytes < 1:
-            raise UserError(f"--bytes: expected an integer >= 1, got {n_bytes}")
-        return [np.random.default_rng([seed, 7, k]).bytes(n_bytes) for k in range(K)], "random"
-    files = spec.split(",")
-    if len(files) not in (1, K) or any(not f for f in files):
-        raise UserError(f"{what}: expected 'random', one FILE, or {K} comma-separated files (one per user), got {spec!r}")
-    out = []
-    for f in files:
-        p = Path(f)
-        if not p.is_file():
-            raise UserError(f"{what}: {f}: no such file")
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise UserError(f"{what}: {f}: cannot read ({e.strerror})") from None
-        if not data:
-            raise UserError(f"{what}: {f}: the file is empty")
-        out.append(data)
-    return (out * K if len(out) == 1 else out), "files"
+    """'random' (seeded, as ``isac-testbed link``), one FILE for every user, or K comma-separated files;
+    returns the payloads and their kind ("random" | "files")."""
+    from isac_opt.link.packets import load_payloads
+    return load_payloads(spec, K, n_bytes, seed, option=what), ("random" if spec == "random" else "files")
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -190,23 +190,13 @@ class DesignChunks:
 
     def save(self, i: int, d: dict) -> None:
         import os
-        import tempfile
+        from ..safeio import atomic_output
         d = {"X": np.asarray(d["X"], np.complex128), "sinr": np.asarray(d["sinr"], np.float64),
              "min_margin": np.asarray(d["min_margin"], np.float64), "ok": np.asarray(d["ok"], bool)}
-        p = self.path(i)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, key=np.array(self.digest), sha256=np.array(_arrays_sha(d)), **d)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with atomic_output(self.path(i)) as tmp, open(tmp, "wb") as f:
+            np.savez(f, key=np.array(self.digest), sha256=np.array(_arrays_sha(d)), **d)
+            f.flush()
+            os.fsync(f.fileno())          # a chunk that says it is done survives a crash
 
 
 @dataclass
