@@ -44,7 +44,8 @@ def check_link_state(eng) -> None:
     if not eng.codebook_ok.all():
         raise IsacError(f"link state is not CI-feasible: {int((~eng.codebook_ok).sum())} of {eng.n_tuples} "
                         f"symbol tuples have no constant-modulus waveform meeting every CI constraint "
-                        f"(worst normalised margin {eng.codebook_margin.min():.3g})")
+                        f"(worst normalised margin {eng.codebook_margin.min():.3g}); use another channel draw "
+                        f"(--seed) or a lower gamma_db")
 
 
 def link_plan(scn, payloads, chunk: int, frames: int | None, max_frames: int | None, arq: bool):
