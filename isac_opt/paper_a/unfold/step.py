@@ -218,8 +218,11 @@ def quasi_newton_block(z, lagr, step_fn, R: int, variant: str, amp: float):
     """R projected (DFP-)quasi-Newton steps on one block [spec A.6 (27)–(30)].
 
     lagr(z) -> (L (B,), G complex like z); step_fn(r, gnorm (B,), L (B,)) -> τ (B,).
-    H starts at I; with ``variant="identity"`` it stays I (projected gradient, no matrix).
+    H starts at I; with ``variant="identity"`` it stays I (projected gradient, no matrix). The DFP
+    variants keep H in the compact low-rank form of :class:`~.dfp.CompactDFP` (O(nR) per step, never
+    n × n; equal to the dense :func:`dfp_update` up to rounding, tested).
     """
+    from .dfp import CompactDFP
     B = z.shape[0]
     Lv, G = lagr(z)
     g = _rs(G)
@@ -228,7 +231,7 @@ def quasi_newton_block(z, lagr, step_fn, R: int, variant: str, amp: float):
     for r in range(R):
         gn = g.norm(dim=1)
         tau = step_fn(r, gn, Lv)
-        d = g if H is None else (H @ g.unsqueeze(-1)).squeeze(-1)
+        d = g if H is None else H.apply(g)
         znew = project_modulus(_cs(zr - tau[:, None] * d, z.shape), amp, z)
         if r == R - 1:
             return znew
@@ -237,8 +240,8 @@ def quasi_newton_block(z, lagr, step_fn, R: int, variant: str, amp: float):
         zr1 = _rs(znew)
         if variant != "identity":
             if H is None:
-                H = torch.eye(g.shape[1], dtype=g.dtype, device=g.device).expand(B, -1, -1)
-            H = dfp_update(H, zr1 - zr, g1 - g, gn, variant)
+                H = CompactDFP(B, g.shape[1], 1.0, variant, dtype=g.dtype, device=g.device)
+            H.update(zr1 - zr, g1 - g, gn)
         z, zr, g, Lv = znew, zr1, g1, Lv1
     return z
 

@@ -1,0 +1,140 @@
+"""Benchmark: per-step cost of the compact low-rank DFP (29a) vs the identity step and the dense n × n DFP.
+
+A "step" is one inner iteration of the ADMM-ALM-DFP block (spec A.6 (27)–(30)): Lagrangian value and
+gradient, direction H ḡ, CM/UM projection and (for DFP) the cautious update (28)/(29a). Measured on one
+ADMM layer of the paper's configuration (J, R = 8, 10, x- and φ-block) of the detection problem at batch 1
+(and optionally larger batches), divided by the number of steps J·R·2. "algebra" rows time only the
+matrix part (direction + update, R − 1 updates) on random vectors of the x-block size n = 2ML.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_dfp.py [--Ns 64] [--dtypes float64 float32]
+        [--batches 1] [--repeat 5]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import time  # noqa: E402
+
+import torch  # noqa: E402
+
+from isac_opt.paper_a.channels import draw_channels, realisation_rng  # noqa: E402
+from isac_opt.paper_a.detect.core import make_batch, start_point  # noqa: E402
+from isac_opt.paper_a.scenario import ScenarioA  # noqa: E402
+from isac_opt.paper_a.unfold import AdmmConfig, ConstantParams, dfp_update  # noqa: E402
+import isac_opt.paper_a.unfold.step as step  # noqa: E402
+from isac_opt.paper_a.unfold.dfp import CompactDFP  # noqa: E402
+from isac_opt.sysinfo import machine_description  # noqa: E402
+
+
+def dense_block(z, lagr, step_fn, R, variant, amp):
+    """The same R steps with the dense n × n DFP matrix (the pre-compact implementation)."""
+    B = z.shape[0]
+    Lv, G = lagr(z)
+    g, zr = step._rs(G), step._rs(z)
+    H = torch.eye(g.shape[1], dtype=g.dtype, device=g.device).expand(B, -1, -1)
+    for r in range(R):
+        gn = g.norm(dim=1)
+        tau = step_fn(r, gn, Lv)
+        d = (H @ g[:, :, None])[:, :, 0]
+        znew = step.project_modulus(step._cs(zr - tau[:, None] * d, z.shape), amp, z)
+        if r == R - 1:
+            return znew
+        Lv1, G1 = lagr(znew)
+        g1, zr1 = step._rs(G1), step._rs(znew)
+        H = dfp_update(H, zr1 - zr, g1 - g, gn, variant)
+        z, zr, g, Lv = znew, zr1, g1, Lv1
+    return z
+
+
+def _layer_time(b, cfg, params, repeat, dense=False):
+    orig = step.quasi_newton_block
+    if dense:
+        step.quasi_newton_block = dense_block
+    try:
+        with torch.no_grad():
+            step.admm_layer(b.state0, 0, b.objective, b.constraint, params, cfg)      # warm-up
+            t0 = time.perf_counter()
+            for _ in range(repeat):
+                step.admm_layer(b.state0, 0, b.objective, b.constraint, params, cfg)
+            return (time.perf_counter() - t0) / repeat
+    finally:
+        step.quasi_newton_block = orig
+
+
+def _algebra_time(B, n, R, dtype, kind, repeat):
+    g = torch.randn(B, n, dtype=dtype)
+    pairs = [(torch.randn(B, n, dtype=dtype), torch.randn(B, n, dtype=dtype)) for _ in range(R)]
+    for d, y in pairs:
+        y.copy_(d + 0.1 * y)
+    gn = torch.zeros(B, dtype=dtype)
+
+    def run():
+        if kind == "identity":
+            for r in range(R):
+                _ = g * 1.0
+            return
+        if kind == "compact":
+            C = CompactDFP(B, n, 1.0, "paper", dtype=dtype)
+            for r in range(R):
+                _ = C.apply(g)
+                if r < R - 1:
+                    C.update(*pairs[r], gn)
+            return
+        H = torch.eye(n, dtype=dtype).expand(B, -1, -1)
+        for r in range(R):
+            _ = (H @ g[:, :, None])[:, :, 0]
+            if r < R - 1:
+                H = dfp_update(H, *pairs[r], gn)
+    run()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        run()
+    return (time.perf_counter() - t0) / repeat / R
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--Ns", type=int, nargs="+", default=[64])
+    ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1])
+    ap.add_argument("--repeat", type=int, default=5)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    print(f"machine: {machine_description()}; torch {torch.__version__}; torch threads "
+          f"{torch.get_num_threads()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    print("\n| N | dtype | batch | identity µs/step | compact DFP µs/step | dense DFP µs/step | compact/identity "
+          "| dense/identity |")
+    print("|---|---|---|---|---|---|---|---|")
+    params = ConstantParams(0.1, 0.1, 0.3, 0.2)
+    for N in a.Ns:
+        scn = ScenarioA(N=N)
+        for B in a.batches:
+            starts = [start_point(scn, draw_channels(scn, realisation_rng(7, 2 * i)), "ris",
+                                  realisation_rng(7, 2 * i + 1)) for i in range(B)]
+            for dn in a.dtypes:
+                dt = getattr(torch, dn)
+                b = make_batch(scn, starts, "ris", dtype=dt)
+                steps = 8 * 10 * 2
+                ti = _layer_time(b, AdmmConfig(T=1, J=8, R=10, dfp_variant="identity"), params, a.repeat) / steps
+                tc = _layer_time(b, AdmmConfig(T=1, J=8, R=10, dfp_variant="paper"), params, a.repeat) / steps
+                td = _layer_time(b, AdmmConfig(T=1, J=8, R=10, dfp_variant="paper"), params, a.repeat,
+                                 dense=True) / steps
+                print(f"| {N} | {dn} | {B} | {ti * 1e6:.0f} | {tc * 1e6:.0f} | {td * 1e6:.0f} | {tc / ti:.2f}x "
+                      f"| {td / ti:.2f}x |", flush=True)
+    print("\nDFP algebra only (direction + update, no gradient), x-block n = 2ML, R = 10:")
+    print("| n | dtype | batch | identity µs | compact µs | dense µs |")
+    print("|---|---|---|---|---|---|")
+    scn = ScenarioA()
+    for n in (2 * scn.M * scn.L, 2 * 64, 2 * 128):
+        for B in a.batches:
+            for dn in a.dtypes:
+                dt = getattr(torch, dn)
+                r = [_algebra_time(B, n, 10, dt, k, 20 * a.repeat) * 1e6 for k in ("identity", "compact", "dense")]
+                print(f"| {n} | {dn} | {B} | {r[0]:.1f} | {r[1]:.1f} | {r[2]:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

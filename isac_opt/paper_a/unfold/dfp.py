@@ -1,0 +1,87 @@
+"""Compact low-rank DFP inverse-Hessian approximation [spec A.6 (27)–(29a), V-12].
+
+Starting from H₀ = h₀·I (h₀ > 0 per sample; A: h₀ = 1) and with H reset at every ALM iteration (t, j),
+R DFP steps make at most R − 1 updates, each adding two rank-one terms:
+
+    paper (29a):  H⁺ = H − (Hy)(Hy)ᵀ/(yᵀHy) + (yᵀHy)/(yᵀδ)² · δδᵀ
+    standard:     H⁺ = H − (Hy)(Hy)ᵀ/(yᵀHy) + δδᵀ/(yᵀδ)
+
+so H = h₀ I + U diag(s) Uᵀ with U (B, n, k), k ≤ 2(R − 1), kept as factors: applying H costs O(n k),
+the n × n matrix is never formed. The skip rule (28) — update only where (yᵀδ)/‖δ‖² > ‖ḡ_prev‖ (and the
+guards ‖δ‖ > 0, yᵀHy > 0 of the dense :func:`~.step.dfp_update`) — is applied per sample: a skipped
+sample appends a zero coefficient (its H is unchanged). Everything is batched, autograd-friendly and
+follows the dtype/device of its inputs (CPU or CUDA).
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["CompactDFP"]
+
+
+class CompactDFP:
+    """H = h₀ I + U diag(s) Uᵀ for a batch (B, n) of real vectors [spec A.6 (29a)].
+
+    Parameters
+    ----------
+    B, n : batch size and dimension (n = 2·block size, real stacking [Re; Im]).
+    h0 : scale of H₀ — a float or a (B,) tensor (default 1, A's B⁽⁰⁾ = I).
+    variant : "paper" (29a) or "standard" DFP.
+    capacity : maximal number of rank-one terms (2 per update); preallocated to avoid re-concatenation.
+    """
+
+    def __init__(self, B: int, n: int, h0=1.0, variant: str = "paper", capacity: int = 0, dtype=None,
+                 device=None):
+        if variant not in ("paper", "standard"):
+            raise ValueError(f"variant: expected 'paper' or 'standard', got {variant!r}")
+        self.variant = variant
+        self.B, self.n = B, n
+        self.h0 = h0 if torch.is_tensor(h0) else torch.full((B,), float(h0), dtype=dtype, device=device)
+        self.cols: list = []          # factor columns u_i (B, n)
+        self.coefs: list = []         # their coefficients s_i (B,)
+        self.updates = torch.zeros(B, dtype=torch.long, device=device)   # non-skipped updates per sample
+
+    @property
+    def rank(self) -> int:
+        """Number of rank-one terms kept (≤ 2 × updates)."""
+        return len(self.cols)
+
+    def apply(self, v: torch.Tensor) -> torch.Tensor:
+        """H v for v (B, n): h₀ v + U (s ⊙ Uᵀ v) — O(n k)."""
+        out = self.h0[:, None] * v
+        if self.cols:
+            U = torch.stack(self.cols, dim=-1)                    # (B, n, k)
+            s = torch.stack(self.coefs, dim=-1)                   # (B, k)
+            c = (U * v[:, :, None]).sum(1) * s                    # (B, k)
+            out = out + (U * c[:, None, :]).sum(-1)
+        return out
+
+    def update(self, delta: torch.Tensor, y: torch.Tensor, gnorm: torch.Tensor) -> torch.Tensor:
+        """Cautious DFP update with the pair (δ, y) and skip threshold ‖ḡ_prev‖ (B,) [spec (28), (29a)].
+
+        Returns the (B,) bool mask of samples that were updated.
+        """
+        yd = (y * delta).sum(-1)
+        dd = (delta * delta).sum(-1)
+        Hy = self.apply(y)
+        yHy = (y * Hy).sum(-1)
+        ok = (dd > 0) & (yd > gnorm * dd) & (yHy > 0)             # (28) + the dense update's guards
+        one = torch.ones_like(yd)
+        yd_s = torch.where(ok, yd, one)
+        yHy_s = torch.where(ok, yHy, one)
+        zero = torch.zeros_like(yd)
+        self.cols.append(Hy)
+        self.coefs.append(torch.where(ok, -1.0 / yHy_s, zero))
+        self.cols.append(delta)
+        c2 = yHy_s / yd_s ** 2 if self.variant == "paper" else 1.0 / yd_s
+        self.coefs.append(torch.where(ok, c2, zero))
+        self.updates = self.updates + ok.long()
+        return ok
+
+    def dense(self) -> torch.Tensor:
+        """The n × n matrix (B, n, n) — for tests only."""
+        I = torch.eye(self.n, dtype=self.h0.dtype, device=self.h0.device)
+        H = self.h0[:, None, None] * I
+        for u, s in zip(self.cols, self.coefs):
+            H = H + s[:, None, None] * u[:, :, None] * u[:, None, :]
+        return H
