@@ -37,24 +37,22 @@ class CompactDFP:
         self.variant = variant
         self.B, self.n = B, n
         self.h0 = h0 if torch.is_tensor(h0) else torch.full((B,), float(h0), dtype=dtype, device=device)
-        self.cols: list = []          # factor columns u_i (B, n)
-        self.coefs: list = []         # their coefficients s_i (B,)
+        self.U = None                 # factor columns (B, n, k)
+        self.s = None                 # their coefficients (B, k)
         self.updates = torch.zeros(B, dtype=torch.long, device=device)   # non-skipped updates per sample
 
     @property
     def rank(self) -> int:
         """Number of rank-one terms kept (≤ 2 × updates)."""
-        return len(self.cols)
+        return 0 if self.U is None else self.U.shape[-1]
 
     def apply(self, v: torch.Tensor) -> torch.Tensor:
         """H v for v (B, n): h₀ v + U (s ⊙ Uᵀ v) — O(n k)."""
         out = self.h0[:, None] * v
-        if self.cols:
-            U = torch.stack(self.cols, dim=-1)                    # (B, n, k)
-            s = torch.stack(self.coefs, dim=-1)                   # (B, k)
-            c = (U * v[:, :, None]).sum(1) * s                    # (B, k)
-            out = out + (U * c[:, None, :]).sum(-1)
-        return out
+        if self.U is None:
+            return out
+        c = torch.bmm(v[:, None, :], self.U)[:, 0, :] * self.s              # (B, k)
+        return out + torch.bmm(self.U, c[:, :, None])[:, :, 0]
 
     def update(self, delta: torch.Tensor, y: torch.Tensor, gnorm: torch.Tensor) -> torch.Tensor:
         """Cautious DFP update with the pair (δ, y) and skip threshold ‖ḡ_prev‖ (B,) [spec (28), (29a)].
@@ -70,11 +68,11 @@ class CompactDFP:
         yd_s = torch.where(ok, yd, one)
         yHy_s = torch.where(ok, yHy, one)
         zero = torch.zeros_like(yd)
-        self.cols.append(Hy)
-        self.coefs.append(torch.where(ok, -1.0 / yHy_s, zero))
-        self.cols.append(delta)
         c2 = yHy_s / yd_s ** 2 if self.variant == "paper" else 1.0 / yd_s
-        self.coefs.append(torch.where(ok, c2, zero))
+        Unew = torch.stack([Hy, delta], dim=-1)                              # (B, n, 2)
+        snew = torch.where(ok[:, None], torch.stack([-1.0 / yHy_s, c2], dim=-1), zero[:, None])
+        self.U = Unew if self.U is None else torch.cat([self.U, Unew], dim=-1)
+        self.s = snew if self.s is None else torch.cat([self.s, snew], dim=-1)
         self.updates = self.updates + ok.long()
         return ok
 
@@ -82,6 +80,6 @@ class CompactDFP:
         """The n × n matrix (B, n, n) — for tests only."""
         I = torch.eye(self.n, dtype=self.h0.dtype, device=self.h0.device)
         H = self.h0[:, None, None] * I
-        for u, s in zip(self.cols, self.coefs):
-            H = H + s[:, None, None] * u[:, :, None] * u[:, None, :]
+        if self.U is not None:
+            H = H + torch.einsum("bik,bk,bjk->bij", self.U, self.s, self.U)
         return H
