@@ -12,6 +12,9 @@ METHODS = [
     Method("unfolded", "paper-a", "deep-unfolded ADMM-ALM (A.6), shipped weights, + per-slot CI repair", _DET, 20),
     Method("admm-mm", "paper-a",
            "ADMM-MM reference [25]: MM x-step QP (cvxpy+Clarabel) + prox-linear RIS step (A.11.1)", _DET, 15),
+    Method("unfolded-paper", "paper-a",
+           "paper-size deep-unfolded ADMM-ALM-DFP (A.6: T, J, R = 75, 8, 10, compact DFP (29a)), + CI repair",
+           _DET, 14),
     Method("unfolded-lite", "paper-a",
            "first 4 layers of the shipped unfolded network (5x fewer steps), + CI repair", _DET, 12),
     Method("radar-only", "paper-a", "ADMM-MM without CI constraints (A.11.2)", _DET, 3),
@@ -28,6 +31,8 @@ METHODS = [
            "DoA: unfolded ADMM-PHR-ALM-DFP, 20 layers trained with larger steps (faster)", _DOA, 4),
     Method("unfolded-doa-alm", "paper-a",
            "DoA: unfolded ADMM-ALM-DFP ablation (plain Lagrangian) on the CRB", _DOA, 4),
+    Method("unfolded-doa-paper", "paper-a",
+           "DoA: paper-size unfolded ADMM-PHR-ALM-DFP (A.9: 60, 10, 10, compact DFP (29a)) on the CRB", _DOA, 3),
     Method("classical-doa", "paper-a", "DoA: classical ADMM-PHR-ALM-DFP on the CRB (constant steps)", _DOA, 4),
     Method("unsupervised-doa", "paper-a", "DoA: unsupervised MLP baseline (CRB + CI penalty, A.11.5)", _DOA, 3),
 ]
