@@ -45,7 +45,7 @@ TARGETS = [
     Target("fig6", "paper A Fig. 6: SINR vs Γ", f"{_REP}:fig6"),
     Target("fig7", "paper A Fig. 7: Pd vs Pfa", f"{_REP}:fig7"),
     Target("table1", "paper A Table I: time per design, ADMM-MM vs unfolded, N = 32/64/128", f"{_REP}:table1"),
-    Target("detect-layers", "beyond paper A: detection SINR vs number of unfolded layers, lite vs full",
+    Target("detect-layers", "beyond paper A: held-out SINR vs layers, trained vs untrained (same depth), 95 % CIs",
            f"{_REP}:layers_curve"),
     Target("fig8", "paper A Fig. 8: CRB vs P, incl. K→K* transferred models", f"{_FIG}:target_fig8"),
     Target("fig9", "paper A Fig. 9: CRB vs Γ (T_e = 40/60/80, ALM vs PHR-ALM)", f"{_FIG}:target_fig9"),

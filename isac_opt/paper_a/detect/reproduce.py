@@ -29,6 +29,7 @@ import numpy as np
 
 from ..channels import draw_channels, realisation_rng
 from ..scenario import ScenarioA
+from ...errors import MethodError
 from ...executor import cold_solves
 from ...repro import Chunk, figure, run_chunked, spawn_seed, split, write_records, write_table
 from ...sysinfo import machine_description as _machine
@@ -306,77 +307,127 @@ def summary(out_dir, n: int = 200, n_mm: int = 50, workers: int = 1, seed: int =
     return res
 
 
-def layers_curve(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, n_paper: int | None = None,
-                 seed: int = 2025, executor: str = "local", scheduler: str | None = None) -> list:
-    """Beyond the paper: test SINR vs number of layers t for the shipped (trained) network truncated at t
-    and for the classical solver (its initial steps) with t layers, plus the paper-size classical solver
-    (T, J, R = 75, 8, 10, DFP (29a)) on ``n_paper`` realisations. Before/after the CI repair."""
+_DEPTHS = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20)
+
+
+def _layers_chunk(task) -> dict:
+    """Per-realisation SINR (dB, before/after the CI repair) of one network, trained and untrained (its
+    classical constant steps, same structure), at every depth in ``depths``; plus seconds per layer."""
+    scn, sd, idx, kind, depths = task
     import torch
     torch.set_num_threads(1)
-    from dataclasses import replace as _rep
     from .core import make_batch, start_point
     from .methods import get_net
-    from .unfolded import DEFAULT_INIT, PAPER_CFG
-    from ..unfold import ConstantParams, repair_ci, solve
-    n = n if n is not None else (4 if quick else 200)
-    n_paper = n_paper if n_paper is not None else (1 if quick else 20)
-    scn = ScenarioA(N=16) if quick else ScenarioA()
-    sd = point_seed(seed, "fig4", 2)
-    starts = [start_point(scn, draw_channels(scn, realisation_rng(sd, 2 * i)), "ris", realisation_rng(sd, 2 * i + 1))
-              for i in range(n)]
+    from ..unfold import repair_ci, solve
+    from dataclasses import replace as _rep
+    with cold_solves():
+        starts = [start_point(scn, draw_channels(scn, realisation_rng(sd, 2 * i)), "ris",
+                              realisation_rng(sd, 2 * i + 1)) for i in idx]
     b = make_batch(scn, starts, "ris")
-    net = get_net(scn, required=True)
-    T = net.cfg.T
-    ts = sorted({1, 2, 3, 4, 6, 8, 12, 16, T} & set(range(1, T + 1)))
+    net = get_net(scn, required=True, kind=kind)
+    params = net.classical_params()
+    one = _rep(net.cfg, T=1)
 
-    def db(x, phi):
-        xr, _ = repair_ci(b.constraint, x, phi, b.state0.x)
-        return (float((10 * torch.log10(b.problem.sinr(x, phi))).mean()),
-                float((10 * torch.log10(b.problem.sinr(xr, phi))).mean()))
+    def db(st):
+        xr, _ = repair_ci(b.constraint, st.x, st.phi, b.state0.x)
+        return ((10 * torch.log10(b.problem.sinr(st.x, st.phi))).tolist(),
+                (10 * torch.log10(b.problem.sinr(xr, st.phi))).tolist())
 
-    rows = []
+    out = {"trained": {}, "untrained": {}, "sec_per_layer": {"trained": 0.0, "untrained": 0.0}}
     with torch.no_grad():
         st_n, st_c = b.state0, b.state0
-        params = net.classical_params()
-        for t in range(T):
+        for t in range(max(depths)):
+            t0 = time.perf_counter()
             st_n = net(st_n, b.objective, b.constraint, layers=[t])
-            st_c, _ = solve(st_c, b.objective, b.constraint, _rep(net.cfg, T=1), params)
-            if t + 1 in ts:
-                steps = (t + 1) * net.cfg.J * net.cfg.R * 2
-                rows.append({"layers": t + 1, "steps": steps, "trained_db": db(st_n.x, st_n.phi)[0],
-                             "trained_repaired_db": db(st_n.x, st_n.phi)[1], "classical_db": db(st_c.x, st_c.phi)[0],
-                             "classical_repaired_db": db(st_c.x, st_c.phi)[1]})
-        bp = make_batch(scn, starts[:n_paper], "ris")
-        cfgp = PAPER_CFG if not quick else _rep(PAPER_CFG, T=2, J=2, R=2)
-        t0 = time.perf_counter()
-        stp, _ = solve(bp.state0, bp.objective, bp.constraint, cfgp, ConstantParams(**DEFAULT_INIT))
-        tp = time.perf_counter() - t0
-        xr, _ = repair_ci(bp.constraint, stp.x, stp.phi, bp.state0.x)
-        paper = {"layers": cfgp.T, "steps": cfgp.steps, "n": n_paper, "time_s_per_design": tp / n_paper,
-                 "classical_db": float((10 * torch.log10(bp.problem.sinr(stp.x, stp.phi))).mean()),
-                 "classical_repaired_db": float((10 * torch.log10(bp.problem.sinr(xr, stp.phi))).mean())}
-        # the shipped net on the same subset, for a paired comparison
-        sn = net(bp.state0, bp.objective, bp.constraint)
-        xr2, _ = repair_ci(bp.constraint, sn.x, sn.phi, bp.state0.x)
-        paper["trained_repaired_db_same_subset"] = float((10 * torch.log10(bp.problem.sinr(xr2, sn.phi))).mean())
+            t1 = time.perf_counter()
+            st_c, _ = solve(st_c, b.objective, b.constraint, one, params) if t < net.cfg.T else (st_c, None)
+            t2 = time.perf_counter()
+            out["sec_per_layer"]["trained"] += (t1 - t0) / len(idx)
+            out["sec_per_layer"]["untrained"] += (t2 - t1) / len(idx)
+            if t + 1 in depths:
+                out["trained"][str(t + 1)] = db(st_n)
+                out["untrained"][str(t + 1)] = db(st_c)
+    for k in out["sec_per_layer"]:
+        out["sec_per_layer"][k] /= max(depths)
+    return out
+
+
+def _ci(v) -> tuple:
+    """Mean and 95 % CLT half-width of a sample."""
+    v = np.asarray(v, dtype=float)
+    return float(v.mean()), float(1.96 * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+
+def layers_curve(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, seed: int = 2025,
+                 nets: str = "unfolded,unfolded-paper", chunk: int = 25, executor: str = "local",
+                 scheduler: str | None = None) -> list:
+    """Beyond the paper — does learning pay? Held-out SINR vs number of layers t for each shipped network
+    (``nets``: ``unfolded`` = the default 20/2/5 network, ``unfolded-paper`` = the paper-size 75/8/10 DFP
+    network, trained for its first ``layers_trained`` layers) truncated at t, and for the *untrained*
+    network of the same structure and depth (its classical constant steps). Realisations: the Fig. 4
+    P = 20 dBW point's seeds (never used in training); per depth the mean with its 95 % CLT interval and
+    the paired difference trained − untrained with its interval, before and after the CI repair; seconds
+    per layer per design (batched, one thread). Chunked and resumable through :mod:`isac_opt.repro`."""
+    from .unfolded import KINDS
+    n = n if n is not None else (4 if quick else 200)
+    scn = ScenarioA(N=16) if quick else ScenarioA()
+    sd = point_seed(seed, "fig4", 2)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rows, paths = [], []
+    for name in [s for s in nets.split(",") if s]:
+        from .methods import get_net
+        kind = KINDS[name]
+        net = get_net(scn, required=False, kind=kind)
+        if net is None:
+            print(f"detect-layers: no weights for {name}; skipped")
+            continue
+        import json as _json
+        from .unfolded import default_weights_path, load_net
+        meta = load_net(default_weights_path(kind), scn, kind)[1]
+        trained = int(meta.get("info", {}).get("layers_trained", net.cfg.T))
+        depths = [d for d in _DEPTHS if d <= max(trained, 1) and d <= net.cfg.T]
+        if quick:
+            depths = depths[:2]
+        chunks = [Chunk(f"{name}_i{idx[0]}-{idx[-1]}", (scn, sd, idx, kind, depths),
+                        {"scenario": scn.to_dict(), "point_seed": sd, "indices": idx, "net": name,
+                         "weights_meta": _json.dumps(meta, sort_keys=True), "depths": depths})
+                  for idx in split(n, chunk)]
+        res = run_chunked("detect-layers", _layers_chunk, chunks, out / "chunks", seed, executor=executor,
+                          workers=workers, scheduler=scheduler, desc=f"detect-layers {name}")
+        spl = {k: float(np.mean([r["sec_per_layer"][k] for r in res])) for k in ("trained", "untrained")}
+        for d in depths:
+            tr = [np.concatenate([r["trained"][str(d)][j] for r in res]) for j in (0, 1)]
+            un = [np.concatenate([r["untrained"][str(d)][j] for r in res]) for j in (0, 1)]
+            row = {"net": name, "layers": d, "steps": d * net.cfg.J * net.cfg.R * 2, "n": len(tr[0]),
+                   "layers_trained": trained, "s_per_design_trained": spl["trained"] * d,
+                   "s_per_design_untrained": spl["untrained"] * d}
+            for j, tag in ((0, ""), (1, "_repaired")):
+                row[f"trained{tag}_db"], row[f"trained{tag}_ci95"] = _ci(tr[j])
+                row[f"untrained{tag}_db"], row[f"untrained{tag}_ci95"] = _ci(un[j])
+                row[f"gain{tag}_db"], row[f"gain{tag}_ci95"] = _ci(tr[j] - un[j])
+            rows.append(row)
+    if not rows:
+        raise MethodError("detect-layers: no shipped detection network fits the scenario")
     f = write_records(out / "layers.csv", rows, fieldnames=list(rows[0]))
-    (out / "paper_size_classical.json").write_text(json.dumps(paper, indent=1))
     png = out / "layers.png"
-    with figure(png, figsize=(5.5, 4), dpi=110) as (fig, ax):
-        ax.plot([r["layers"] for r in rows], [r["trained_repaired_db"] for r in rows], "o-", label="trained (shipped)")
-        ax.plot([r["layers"] for r in rows], [r["classical_repaired_db"] for r in rows], "s--",
-                label="classical, same steps")
-        ax.axhline(paper["classical_repaired_db"], color="k", ls=":",
-                   label=f"paper-size classical (75,8,10, DFP), n={n_paper}")
+    with figure(png, figsize=(6, 4.2), dpi=110) as (fig, ax):
+        for name, mk in (("unfolded", "o"), ("unfolded-paper", "s")):
+            rr = [r for r in rows if r["net"] == name]
+            if not rr:
+                continue
+            x = [r["layers"] for r in rr]
+            ax.errorbar(x, [r["trained_repaired_db"] for r in rr], [r["trained_repaired_ci95"] for r in rr],
+                        fmt=mk + "-", capsize=2, label=f"{name}, trained")
+            ax.errorbar(x, [r["untrained_repaired_db"] for r in rr], [r["untrained_repaired_ci95"] for r in rr],
+                        fmt=mk + "--", capsize=2, label=f"{name}, untrained (classical steps)")
         ax.set_xlabel("layers t")
-        ax.set_ylabel("mean SINR after CI repair [dB]")
-        ax.set_title(f"SINR vs layers (n = {n})", fontsize=9)
+        ax.set_ylabel("held-out SINR after CI repair [dB] (95 % CI)")
+        ax.set_title(f"SINR vs layers, trained vs untrained (n = {n})", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return [f, out / "paper_size_classical.json", png]
-
+        ax.legend(fontsize=7)
+    paths += [f, png]
+    return paths
 
 
 if __name__ == "__main__":
