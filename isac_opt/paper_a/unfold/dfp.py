@@ -36,6 +36,7 @@ class CompactDFP:
             raise ValueError(f"variant: expected 'paper' or 'standard', got {variant!r}")
         self.variant = variant
         self.B, self.n = B, n
+        self._unit = not torch.is_tensor(h0) and float(h0) == 1.0          # H₀ = I: skip the scaling
         self.h0 = h0 if torch.is_tensor(h0) else torch.full((B,), float(h0), dtype=dtype, device=device)
         self.U = None                 # factor columns (B, n, k)
         self.s = None                 # their coefficients (B, k)
@@ -48,11 +49,11 @@ class CompactDFP:
 
     def apply(self, v: torch.Tensor) -> torch.Tensor:
         """H v for v (B, n): h₀ v + U (s ⊙ Uᵀ v) — O(n k)."""
-        out = self.h0[:, None] * v
+        out = v if self._unit else self.h0[:, None] * v
         if self.U is None:
             return out
         c = torch.bmm(v[:, None, :], self.U)[:, 0, :] * self.s              # (B, k)
-        return out + torch.bmm(self.U, c[:, :, None])[:, :, 0]
+        return torch.baddbmm(out[:, :, None], self.U, c[:, :, None])[:, :, 0]
 
     def update(self, delta: torch.Tensor, y: torch.Tensor, gnorm: torch.Tensor) -> torch.Tensor:
         """Cautious DFP update with the pair (δ, y) and skip threshold ‖ḡ_prev‖ (B,) [spec (28), (29a)].
