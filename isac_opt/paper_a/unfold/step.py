@@ -228,10 +228,10 @@ def quasi_newton_block(z, lagr, step_fn, R: int, variant: str, amp: float):
     g = _rs(G)
     zr = _rs(z)
     H = None
+    d = g
     for r in range(R):
         gn = g.norm(dim=1)
         tau = step_fn(r, gn, Lv)
-        d = g if H is None else H.apply(g)
         znew = project_modulus(_cs(zr - tau[:, None] * d, z.shape), amp, z)
         if r == R - 1:
             return znew
@@ -241,7 +241,12 @@ def quasi_newton_block(z, lagr, step_fn, R: int, variant: str, amp: float):
         if variant != "identity":
             if H is None:
                 H = CompactDFP(B, g.shape[1], 1.0, variant, dtype=g.dtype, device=g.device)
-            H.update(zr1 - zr, g1 - g, gn)
+            Hg1 = H.apply(g1)
+            H.update(zr1 - zr, g1 - g, gn, Hy=Hg1 - d)          # H y = H g1 − H g, d = H g
+            U2, s2 = H.U[:, :, -2:], H.s[:, -2:]                 # next direction H⁺ g1: rank-2 correction
+            d = torch.baddbmm(Hg1[:, :, None], U2, (torch.bmm(g1[:, None, :], U2)[:, 0, :] * s2)[:, :, None])[:, :, 0]
+        else:
+            d = g1
         z, zr, g, Lv = znew, zr1, g1, Lv1
     return z
 
