@@ -91,14 +91,14 @@ def test_paper_weights_refuse_unfit_scenarios_in_one_line(tmp_path):
 
 
 def test_shipped_paper_weights_refuse_unfit_scenario_through_the_method():
-    """The catalogue method refuses an unfit scenario (M = 6) with the loader's one-line error."""
+    """The catalogue method refuses an unfit scenario (M = 4) with the loader's one-line error."""
     from isac_opt.paper_a.detect.unfolded import default_weights_path
     from isac_opt.registry import get_method
     if not default_weights_path("paper-a_paper").is_file():
         pytest.skip("paper-size detection weights not shipped")
     with pytest.raises(UserError) as e:
-        get_method("unfolded-paper", "paper-a").run(ScenarioA(M=6), 0)
-    assert "\n" not in str(e.value) and "M: trained 4, scenario 6" in str(e.value)
+        get_method("unfolded-paper", "paper-a").run(ScenarioA(M=4), 0)
+    assert "\n" not in str(e.value) and "M: trained 6, scenario 4" in str(e.value)
 
 
 def test_shallow_training_with_dfp_improves_over_untrained_on_held_out_seeds():
