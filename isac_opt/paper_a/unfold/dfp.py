@@ -27,11 +27,10 @@ class CompactDFP:
     B, n : batch size and dimension (n = 2·block size, real stacking [Re; Im]).
     h0 : scale of H₀ — a float or a (B,) tensor (default 1, A's B⁽⁰⁾ = I).
     variant : "paper" (29a) or "standard" DFP.
-    capacity : maximal number of rank-one terms (2 per update); preallocated to avoid re-concatenation.
+    dtype, device : of h₀ when it is given as a float (pass the dtype/device of the vectors).
     """
 
-    def __init__(self, B: int, n: int, h0=1.0, variant: str = "paper", capacity: int = 0, dtype=None,
-                 device=None):
+    def __init__(self, B: int, n: int, h0=1.0, variant: str = "paper", dtype=None, device=None):
         if variant not in ("paper", "standard"):
             raise ValueError(f"variant: expected 'paper' or 'standard', got {variant!r}")
         self.variant = variant
@@ -44,7 +43,7 @@ class CompactDFP:
 
     @property
     def rank(self) -> int:
-        """Number of rank-one terms kept (≤ 2 × updates)."""
+        """Number of factor columns k: 2 per ``update`` call (a skipped sample carries zero coefficients)."""
         return 0 if self.U is None else self.U.shape[-1]
 
     def apply(self, v: torch.Tensor) -> torch.Tensor:
