@@ -5,6 +5,7 @@ name           what                                                             
 =============  ========================================================================  ====
 unfolded       shipped unfolded ADMM-ALM-DFP network (A.6), w/ RIS, + CI repair          20 (0 if no weights)
 unfolded-lite  its first 4 layers only (5x fewer steps)                                  12 (0 if no weights)
+unfolded-paper paper-size network T, J, R = 75, 8, 10, compact DFP (29a), + CI repair    14 (0 if no weights)
 admm-mm        ADMM-MM reference [25] (cvxpy + Clarabel), A.11.1                         15
 radar-only     ADMM-MM without CI constraints (A.11.2), multi-started (see below)        3
 random-ris     unfolded network, random fixed RIS, x-block only (A.11.3)                 3
@@ -34,13 +35,14 @@ from .core import start_point
 _NET_CACHE: dict = {}
 
 
-def get_net(scn: ScenarioA, required: bool = True):
-    """The shipped network if it fits ``scn`` (cached); None (or MethodError if required) otherwise."""
+def get_net(scn: ScenarioA, required: bool = True, kind: str = "paper-a"):
+    """The shipped network of ``kind`` ("paper-a": default, "paper-a_paper": paper size) if it fits ``scn``
+    (cached); None (or MethodError if required) otherwise."""
     from .unfolded import load_net
-    key = tuple(getattr(scn, k) for k in ("M", "L", "Q", "psk_order", "ris_leg_model"))
+    key = (kind,) + tuple(getattr(scn, k) for k in ("M", "L", "Q", "psk_order", "ris_leg_model"))
     if key not in _NET_CACHE:
         try:
-            _NET_CACHE[key] = (load_net(None, scn)[0], None)
+            _NET_CACHE[key] = (load_net(None, scn, kind)[0], None)
         except MethodError as e:
             _NET_CACHE[key] = (None, e)
     net, err = _NET_CACHE[key]
@@ -69,19 +71,20 @@ def _admm(variant: str, name: str):
     return run
 
 
-def _unfolded(variant: str, name: str, required: bool, n_layers: int | None = None):
+def _unfolded(variant: str, name: str, required: bool, n_layers: int | None = None, kind: str = "paper-a"):
     def run(scn: ScenarioA, seed: int, channels: ChannelsA | None = None):
         from ..design import DesignA
         from .unfolded import DEFAULT_INIT, LITE_CFG, design_starts
         from ..unfold import ConstantParams
         ch = _channels(scn, seed, channels)
+        net = get_net(scn, required=required, kind=kind)      # refuse before the (costly) start point
         s = start_point(scn, ch, variant, realisation_rng(seed, 1))
-        net = get_net(scn, required=required)
         stats: dict = {}
         if net is not None:
             (X, phi), al, dt = (lambda r: (r[0][0], r[1], r[2]))(design_starts(scn, [s], variant, net=net,
                                                                                 n_layers=n_layers, stats=stats))
-            how = "unfolded network (shipped weights)"
+            how = f"unfolded network (shipped weights {kind}, T, J, R = {net.cfg.T}, {net.cfg.J}, {net.cfg.R}, " \
+                  f"DFP {net.cfg.dfp_variant})"
         else:
             (X, phi), al, dt = (lambda r: (r[0][0], r[1], r[2]))(design_starts(
                 scn, [s], variant, cfg=LITE_CFG, params=ConstantParams(**DEFAULT_INIT), stats=stats))
@@ -134,6 +137,7 @@ RUNNERS = {
     "no-ris": _unfolded("no-ris", "no-ris", False),
     "unfolded": _unfolded("ris", "unfolded", True),
     "unfolded-lite": _unfolded("ris", "unfolded-lite", True, n_layers=4),
+    "unfolded-paper": _unfolded("ris", "unfolded-paper", True, kind="paper-a_paper"),
 }
 
 

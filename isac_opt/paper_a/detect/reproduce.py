@@ -29,6 +29,7 @@ import numpy as np
 
 from ..channels import draw_channels, realisation_rng
 from ..scenario import ScenarioA
+from ...errors import MethodError
 from ...executor import cold_solves
 from ...repro import Chunk, figure, run_chunked, spawn_seed, split, write_records, write_table
 from ...sysinfo import machine_description as _machine
@@ -211,59 +212,90 @@ def _write(name, out, xlabel, agg, pfa_grid) -> list:
     return [comb, png] + paths
 
 
+PAPER_TABLE1 = {32: (0.414, 0.168), 64: (3.490, 0.976), 128: (22.136, 6.734)}   # A's Table I: ADMM-MM, Proposed [s]
+
+
 def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, seed: int = 2025,
            Ns=(32, 64, 128), mm_n_max: int | None = None, executor: str = "local",
-           scheduler: str | None = None) -> list:
-    """Table I: mean wall time per design (batch 1, one thread, this machine) at N = 32/64/128 for ADMM-MM
-    (full run to its stopping rule) and the unfolded network (inference incl. the CI repair; the A.10
-    start point is excluded from both, as it is shared), and their ratio. Measured in one process
-    (``workers``/``executor``/``scheduler`` are accepted and ignored: timings must not share cores)."""
+           scheduler: str | None = None, n_paper: int | None = None, clock: str = "wall") -> list:
+    """Table I as the paper states it: mean wall time per design (batch 1, one thread, this machine) at
+    N = 32/64/128 of ADMM-MM (full run to its stopping rule) and of the paper-size network
+    (``unfolded-paper``: T, J, R = 75, 8, 10, compact DFP (29a); the classical solver of that size when no
+    weights are shipped — same cost), plus our defaults (``unfolded`` 20/2/5 and its 4-layer lite cut) as
+    extra rows; speed-up ratios beside the paper's. Inference includes the feasibility layer and the CI
+    repair; the A.10 start point is excluded from every method (shared). ``n_paper`` (default ``n``)
+    designs time the paper-size network. ``clock="cpu"`` times every design with this process's CPU time
+    (``time.process_time``; on a VM shared with other jobs, wall time measures the other jobs too; the
+    solvers here are single-threaded, so CPU time = wall time on an idle core). Measured in one process (``workers``/``executor``/``scheduler``
+    are accepted and ignored: timings must not share cores)."""
 
     import torch
     torch.set_num_threads(1)
     from .admm_mm import admm_mm
     from .core import start_point
     from .methods import get_net
-    from .unfolded import DEFAULT_INIT, LITE_CFG, design_starts
+    from .unfolded import DEFAULT_INIT, LITE_CFG, LITE_LAYERS, PAPER_CFG, design_starts
     from ..unfold import ConstantParams
     n = n if n is not None else (1 if quick else 10)
+    n_paper = n_paper if n_paper is not None else n
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for N in Ns:
         scn = ScenarioA(N=N)
         net = get_net(scn, required=False)
+        pnet = get_net(scn, required=False, kind="paper-a_paper")
         kw = {"net": net} if net is not None else {"cfg": LITE_CFG, "params": ConstantParams(**DEFAULT_INIT)}
+        cfg_p = PAPER_CFG if not quick else __import__("dataclasses").replace(PAPER_CFG, T=2)
+        kwp = {"net": pnet} if pnet is not None and not quick else {"cfg": cfg_p, "params": ConstantParams(**DEFAULT_INIT)}
         sd = point_seed(seed, "table1", N)
-        t_mm, t_un, t_lite = [], [], []
+        t_mm, t_un, t_lite, t_pap = [], [], [], []
+
+        def timed(fn, wall_of=lambda r: r[2]):
+            c0 = time.process_time()
+            r = fn()
+            return (time.process_time() - c0) if clock == "cpu" else wall_of(r)
         for i in range(n):
             ch = draw_channels(scn, realisation_rng(sd, 2 * i))
             s = start_point(scn, ch, "ris", realisation_rng(sd, 2 * i + 1))
             if i == 0:
                 design_starts(scn, [s], "ris", **kw)          # warm-up
-            (X, phi), _, dt = (lambda r: (r[0][0], r[1], r[2]))(design_starts(scn, [s], "ris", **kw))
-            t_un.append(dt)
+            t_un.append(timed(lambda: design_starts(scn, [s], "ris", **kw)))
             if net is not None:
-                from .unfolded import LITE_LAYERS
-                t_lite.append(design_starts(scn, [s], "ris", n_layers=LITE_LAYERS, **kw)[2])
-            r = admm_mm(scn, ch, s.X0, s.phi0, n_max=mm_n_max if mm_n_max is not None else (15 if quick else 2000))
-            t_mm.append(r.time_s)
-        rows.append({"N": N, "admm_mm_s": float(np.mean(t_mm)), "admm_mm_std": float(np.std(t_mm)),
+                t_lite.append(timed(lambda: design_starts(scn, [s], "ris", n_layers=LITE_LAYERS, **kw)))
+            if i < n_paper:
+                t_pap.append(timed(lambda: design_starts(scn, [s], "ris", **kwp)))
+            t_mm.append(timed(lambda: admm_mm(scn, ch, s.X0, s.phi0, n_max=mm_n_max if mm_n_max is not None
+                                              else (15 if quick else 2000)), lambda r: r.time_s))
+        mm = float(np.mean(t_mm))
+        pm, pp = PAPER_TABLE1.get(N, (float("nan"), float("nan")))
+        rows.append({"N": N, "admm_mm_s": mm, "admm_mm_std": float(np.std(t_mm)),
+                     "paper_net_s": float(np.mean(t_pap)), "paper_net_std": float(np.std(t_pap)),
+                     "ratio_paper_net": mm / float(np.mean(t_pap)), "n_paper_net": len(t_pap),
+                     "paper_net_engine": "unfolded-paper" if (pnet is not None and not quick) else "classical 75/8/10",
                      "unfolded_s": float(np.mean(t_un)), "unfolded_std": float(np.std(t_un)),
-                     "ratio": float(np.mean(t_mm) / np.mean(t_un)),
+                     "ratio": mm / float(np.mean(t_un)),
                      "lite_s": float(np.mean(t_lite)) if t_lite else float("nan"),
-                     "ratio_lite": float(np.mean(t_mm) / np.mean(t_lite)) if t_lite else float("nan"), "n": n,
-                     "engine": "unfolded" if net is not None else "classical"})
+                     "ratio_lite": mm / float(np.mean(t_lite)) if t_lite else float("nan"), "n": n,
+                     "engine": "unfolded" if net is not None else "classical",
+                     "A_admm_mm_s": pm, "A_proposed_s": pp, "A_ratio": pm / pp})
     f = write_records(out / "table1.csv", rows, fieldnames=list(rows[0]))
     md = out / "table1.md"
-    lines = [f"Table I (detection), mean s per design; machine: {_machine()}, "
-             f"torch threads 1, float64, n = {n} per N\n", "| N | " + " | ".join(str(r["N"]) for r in rows) + " |",
+    lines = [f"Table I (detection), mean s per design (batch 1, {clock} clock); machine: {_machine()}, torch threads 1, float64, "
+             f"n = {n} per N (paper-size network: {n_paper})\n", "| N | " + " | ".join(str(r["N"]) for r in rows) + " |",
              "|---|" + "---|" * len(rows),
              "| ADMM-MM | " + " | ".join(f"{r['admm_mm_s']:.3f}" for r in rows) + " |",
-             "| Proposed | " + " | ".join(f"{r['unfolded_s']:.3f}" for r in rows) + " |",
-             "| ratio | " + " | ".join(f"{r['ratio']:.1f}x" for r in rows) + " |",
-             "| Proposed-lite (4 layers) | " + " | ".join(f"{r['lite_s']:.3f}" for r in rows) + " |",
-             "| ratio (lite) | " + " | ".join(f"{r['ratio_lite']:.1f}x" for r in rows) + " |"]
+             "| Proposed, paper size (75/8/10, DFP) | " + " | ".join(f"{r['paper_net_s']:.3f}" for r in rows) + " |",
+             "| ratio ADMM-MM / paper size | " + " | ".join(f"{r['ratio_paper_net']:.2f}x" for r in rows) + " |",
+             "| paper A: ADMM-MM | " + " | ".join(f"{r['A_admm_mm_s']:.3f}" for r in rows) + " |",
+             "| paper A: Proposed | " + " | ".join(f"{r['A_proposed_s']:.3f}" for r in rows) + " |",
+             "| paper A: ratio | " + " | ".join(f"{r['A_ratio']:.1f}x" for r in rows) + " |",
+             "| ours: unfolded (20/2/5) | " + " | ".join(f"{r['unfolded_s']:.3f}" for r in rows) + " |",
+             "| ratio (unfolded) | " + " | ".join(f"{r['ratio']:.1f}x" for r in rows) + " |",
+             "| ours: unfolded-lite (4 layers) | " + " | ".join(f"{r['lite_s']:.3f}" for r in rows) + " |",
+             "| ratio (lite) | " + " | ".join(f"{r['ratio_lite']:.1f}x" for r in rows) + " |",
+             "| t(128)/t(64), paper size | " + (f"{rows[-1]['paper_net_s'] / rows[-2]['paper_net_s']:.2f} (paper A: 6.9)"
+                                                if len(rows) >= 2 else "") + " |"]
     md.write_text("\n".join(lines) + "\n")
     return [f, md]
 
@@ -320,77 +352,127 @@ def summary(out_dir, n: int = 200, n_mm: int = 50, workers: int = 1, seed: int =
     return res
 
 
-def layers_curve(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, n_paper: int | None = None,
-                 seed: int = 2025, executor: str = "local", scheduler: str | None = None) -> list:
-    """Beyond the paper: test SINR vs number of layers t for the shipped (trained) network truncated at t
-    and for the classical solver (its initial steps) with t layers, plus the paper-size classical solver
-    (T, J, R = 75, 8, 10, DFP (29a)) on ``n_paper`` realisations. Before/after the CI repair."""
+_DEPTHS = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20)
+
+
+def _layers_chunk(task) -> dict:
+    """Per-realisation SINR (dB, before/after the CI repair) of one network, trained and untrained (its
+    classical constant steps, same structure), at every depth in ``depths``; plus seconds per layer."""
+    scn, sd, idx, kind, depths = task
     import torch
     torch.set_num_threads(1)
-    from dataclasses import replace as _rep
     from .core import make_batch, start_point
     from .methods import get_net
-    from .unfolded import DEFAULT_INIT, PAPER_CFG
-    from ..unfold import ConstantParams, repair_ci, solve
-    n = n if n is not None else (4 if quick else 200)
-    n_paper = n_paper if n_paper is not None else (1 if quick else 20)
-    scn = ScenarioA(N=16) if quick else ScenarioA()
-    sd = point_seed(seed, "fig4", 2)
-    starts = [start_point(scn, draw_channels(scn, realisation_rng(sd, 2 * i)), "ris", realisation_rng(sd, 2 * i + 1))
-              for i in range(n)]
+    from ..unfold import repair_ci, solve
+    from dataclasses import replace as _rep
+    with cold_solves():
+        starts = [start_point(scn, draw_channels(scn, realisation_rng(sd, 2 * i)), "ris",
+                              realisation_rng(sd, 2 * i + 1)) for i in idx]
     b = make_batch(scn, starts, "ris")
-    net = get_net(scn, required=True)
-    T = net.cfg.T
-    ts = sorted({1, 2, 3, 4, 6, 8, 12, 16, T} & set(range(1, T + 1)))
+    net = get_net(scn, required=True, kind=kind)
+    params = net.classical_params()
+    one = _rep(net.cfg, T=1)
 
-    def db(x, phi):
-        xr, _ = repair_ci(b.constraint, x, phi, b.state0.x)
-        return (float((10 * torch.log10(b.problem.sinr(x, phi))).mean()),
-                float((10 * torch.log10(b.problem.sinr(xr, phi))).mean()))
+    def db(st):
+        xr, _ = repair_ci(b.constraint, st.x, st.phi, b.state0.x)
+        return ((10 * torch.log10(b.problem.sinr(st.x, st.phi))).tolist(),
+                (10 * torch.log10(b.problem.sinr(xr, st.phi))).tolist())
 
-    rows = []
+    out = {"trained": {}, "untrained": {}, "sec_per_layer": {"trained": 0.0, "untrained": 0.0}}
     with torch.no_grad():
         st_n, st_c = b.state0, b.state0
-        params = net.classical_params()
-        for t in range(T):
+        for t in range(max(depths)):
+            t0 = time.perf_counter()
             st_n = net(st_n, b.objective, b.constraint, layers=[t])
-            st_c, _ = solve(st_c, b.objective, b.constraint, _rep(net.cfg, T=1), params)
-            if t + 1 in ts:
-                steps = (t + 1) * net.cfg.J * net.cfg.R * 2
-                rows.append({"layers": t + 1, "steps": steps, "trained_db": db(st_n.x, st_n.phi)[0],
-                             "trained_repaired_db": db(st_n.x, st_n.phi)[1], "classical_db": db(st_c.x, st_c.phi)[0],
-                             "classical_repaired_db": db(st_c.x, st_c.phi)[1]})
-        bp = make_batch(scn, starts[:n_paper], "ris")
-        cfgp = PAPER_CFG if not quick else _rep(PAPER_CFG, T=2, J=2, R=2)
-        t0 = time.perf_counter()
-        stp, _ = solve(bp.state0, bp.objective, bp.constraint, cfgp, ConstantParams(**DEFAULT_INIT))
-        tp = time.perf_counter() - t0
-        xr, _ = repair_ci(bp.constraint, stp.x, stp.phi, bp.state0.x)
-        paper = {"layers": cfgp.T, "steps": cfgp.steps, "n": n_paper, "time_s_per_design": tp / n_paper,
-                 "classical_db": float((10 * torch.log10(bp.problem.sinr(stp.x, stp.phi))).mean()),
-                 "classical_repaired_db": float((10 * torch.log10(bp.problem.sinr(xr, stp.phi))).mean())}
-        # the shipped net on the same subset, for a paired comparison
-        sn = net(bp.state0, bp.objective, bp.constraint)
-        xr2, _ = repair_ci(bp.constraint, sn.x, sn.phi, bp.state0.x)
-        paper["trained_repaired_db_same_subset"] = float((10 * torch.log10(bp.problem.sinr(xr2, sn.phi))).mean())
+            t1 = time.perf_counter()
+            st_c, _ = solve(st_c, b.objective, b.constraint, one, params) if t < net.cfg.T else (st_c, None)
+            t2 = time.perf_counter()
+            out["sec_per_layer"]["trained"] += (t1 - t0) / len(idx)
+            out["sec_per_layer"]["untrained"] += (t2 - t1) / len(idx)
+            if t + 1 in depths:
+                out["trained"][str(t + 1)] = db(st_n)
+                out["untrained"][str(t + 1)] = db(st_c)
+    for k in out["sec_per_layer"]:
+        out["sec_per_layer"][k] /= max(depths)
+    return out
+
+
+def _ci(v) -> tuple:
+    """Mean and 95 % CLT half-width of a sample."""
+    v = np.asarray(v, dtype=float)
+    return float(v.mean()), float(1.96 * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+
+def layers_curve(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, seed: int = 2025,
+                 nets: str = "unfolded,unfolded-paper", chunk: int = 25, executor: str = "local",
+                 scheduler: str | None = None) -> list:
+    """Beyond the paper — does learning pay? Held-out SINR vs number of layers t for each shipped network
+    (``nets``: ``unfolded`` = the default 20/2/5 network, ``unfolded-paper`` = the paper-size 75/8/10 DFP
+    network, trained for its first ``layers_trained`` layers) truncated at t, and for the *untrained*
+    network of the same structure and depth (its classical constant steps). Realisations: the Fig. 4
+    P = 20 dBW point's seeds (never used in training); per depth the mean with its 95 % CLT interval and
+    the paired difference trained − untrained with its interval, before and after the CI repair; seconds
+    per layer per design (batched, one thread). Chunked and resumable through :mod:`isac_opt.repro`."""
+    from .unfolded import KINDS
+    n = n if n is not None else (4 if quick else 200)
+    scn = ScenarioA(N=16) if quick else ScenarioA()
+    sd = point_seed(seed, "fig4", 2)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rows, paths = [], []
+    for name in [s for s in nets.split(",") if s]:
+        from .methods import get_net
+        kind = KINDS[name]
+        net = get_net(scn, required=False, kind=kind)
+        if net is None:
+            print(f"detect-layers: no weights for {name}; skipped")
+            continue
+        import json as _json
+        from .unfolded import default_weights_path, load_net
+        meta = load_net(default_weights_path(kind), scn, kind)[1]
+        trained = int(meta.get("info", {}).get("layers_trained", net.cfg.T))
+        depths = [d for d in _DEPTHS if d <= max(trained, 1) and d <= net.cfg.T]
+        if quick:
+            depths = depths[:2]
+        chunks = [Chunk(f"{name}_i{idx[0]}-{idx[-1]}", (scn, sd, idx, kind, depths),
+                        {"scenario": scn.to_dict(), "point_seed": sd, "indices": idx, "net": name,
+                         "weights_meta": _json.dumps(meta, sort_keys=True), "depths": depths})
+                  for idx in split(n, chunk)]
+        res = run_chunked("detect-layers", _layers_chunk, chunks, out / "chunks", seed, executor=executor,
+                          workers=workers, scheduler=scheduler, desc=f"detect-layers {name}")
+        spl = {k: float(np.mean([r["sec_per_layer"][k] for r in res])) for k in ("trained", "untrained")}
+        for d in depths:
+            tr = [np.concatenate([r["trained"][str(d)][j] for r in res]) for j in (0, 1)]
+            un = [np.concatenate([r["untrained"][str(d)][j] for r in res]) for j in (0, 1)]
+            row = {"net": name, "layers": d, "steps": d * net.cfg.J * net.cfg.R * 2, "n": len(tr[0]),
+                   "layers_trained": trained, "s_per_design_trained": spl["trained"] * d,
+                   "s_per_design_untrained": spl["untrained"] * d}
+            for j, tag in ((0, ""), (1, "_repaired")):
+                row[f"trained{tag}_db"], row[f"trained{tag}_ci95"] = _ci(tr[j])
+                row[f"untrained{tag}_db"], row[f"untrained{tag}_ci95"] = _ci(un[j])
+                row[f"gain{tag}_db"], row[f"gain{tag}_ci95"] = _ci(tr[j] - un[j])
+            rows.append(row)
+    if not rows:
+        raise MethodError("detect-layers: no shipped detection network fits the scenario")
     f = write_records(out / "layers.csv", rows, fieldnames=list(rows[0]))
-    (out / "paper_size_classical.json").write_text(json.dumps(paper, indent=1))
     png = out / "layers.png"
-    with figure(png, figsize=(5.5, 4), dpi=110) as (fig, ax):
-        ax.plot([r["layers"] for r in rows], [r["trained_repaired_db"] for r in rows], "o-", label="trained (shipped)")
-        ax.plot([r["layers"] for r in rows], [r["classical_repaired_db"] for r in rows], "s--",
-                label="classical, same steps")
-        ax.axhline(paper["classical_repaired_db"], color="k", ls=":",
-                   label=f"paper-size classical (75,8,10, DFP), n={n_paper}")
+    with figure(png, figsize=(6, 4.2), dpi=110) as (fig, ax):
+        for name, mk in (("unfolded", "o"), ("unfolded-paper", "s")):
+            rr = [r for r in rows if r["net"] == name]
+            if not rr:
+                continue
+            x = [r["layers"] for r in rr]
+            ax.errorbar(x, [r["trained_repaired_db"] for r in rr], [r["trained_repaired_ci95"] for r in rr],
+                        fmt=mk + "-", capsize=2, label=f"{name}, trained")
+            ax.errorbar(x, [r["untrained_repaired_db"] for r in rr], [r["untrained_repaired_ci95"] for r in rr],
+                        fmt=mk + "--", capsize=2, label=f"{name}, untrained (classical steps)")
         ax.set_xlabel("layers t")
-        ax.set_ylabel("mean SINR after CI repair [dB]")
-        ax.set_title(f"SINR vs layers (n = {n})", fontsize=9)
+        ax.set_ylabel("held-out SINR after CI repair [dB] (95 % CI)")
+        ax.set_title(f"SINR vs layers, trained vs untrained (n = {n})", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return [f, out / "paper_size_classical.json", png]
-
+        ax.legend(fontsize=7)
+    paths += [f, png]
+    return paths
 
 
 if __name__ == "__main__":

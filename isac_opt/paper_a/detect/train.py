@@ -5,7 +5,12 @@
 Options (``--set``; defaults in brackets): ``T`` [20], ``J`` [2], ``R`` [5], ``dfp`` ["identity"],
 ``handler`` ["alm"], ``n_train`` [800], ``n_test`` [200], ``epochs`` [5] per layer, ``batch`` [32],
 ``lr`` [5e-3] (Adam), ``omega`` [0.1] (CI-violation penalty weight, 0 = A's pure SINR loss), ``seed`` [0],
-``workers`` [1] (processes for the A.10 start points), ``dtype`` ["float64"].
+``workers`` [1] (processes for the A.10 start points), ``dtype`` ["float64"; "float32" halves the CPU cost],
+``train_layers`` [0 = all T]: train only the first n layers layer-wise; the others keep their initial
+parameters (= the classical constant steps) and the weights metadata records ``layers_trained``,
+``kind`` [""]: weights file ``detect_<scenario>[_<kind>].pt`` (e.g. ``kind=paper`` for the 75/8/10 DFP net).
+The weights file is (re)written after every trained layer, so a run stopped early leaves consistent
+weights whose metadata says how many layers were trained.
 ``--quick``: T=2, J=1, R=2, N=16, 16 training / 8 test samples, 1 epoch (a smoke test, seconds).
 
 Procedure [RECON]: for t = 1..T, layers < t are frozen (their outputs cached without gradients) and layer
@@ -39,7 +44,7 @@ from ..unfold import repair_ci
 from .unfolded import DEFAULT_INIT, save_net
 
 DEFAULTS = dict(T=20, J=2, R=5, dfp="identity", handler="alm", n_train=800, n_test=200, epochs=5, batch=32,
-                lr=5e-3, omega=0.1, seed=0, workers=1, dtype="float64")
+                lr=5e-3, omega=0.1, seed=0, workers=1, dtype="float64", train_layers=0, kind="")
 QUICK = dict(T=2, J=1, R=2, n_train=16, n_test=8, epochs=1, batch=8)
 
 
@@ -162,6 +167,21 @@ def evaluate(b: Batch, st) -> dict:
             "viol_frac_repaired": float((gr > 0).float().mean())}
 
 
+def _double_copy(net: UnfoldedAdmm) -> UnfoldedAdmm:
+    """A float64 copy of ``net`` (the training net may be float32 and keeps training)."""
+    import copy
+    return copy.deepcopy(net).double()
+
+
+def _write_log(out: Path, log_rows: list) -> None:
+    keys = ["layer", "epoch", "train_loss", "test_sinr_db", "viol_frac", "sinr_db_repaired", "elapsed_s"]
+    with open(out / "train_log.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        for r in log_rows:
+            w.writerow(r)
+
+
 def train(out_dir, scenario="paper-a", quick: bool = False, **opts) -> list:
     """Train the detection network layer by layer; returns the written paths."""
     from tqdm import tqdm
@@ -205,15 +225,27 @@ def train(out_dir, scenario="paper-a", quick: bool = False, **opts) -> list:
     if t_done:
         st_tr = _forward_all(net, tr, st_tr, range(t_done))
         st_te = _forward_all(net, te, st_te, range(t_done))
+    n_lay = int(o["train_layers"]) or cfg.T
+    if not 1 <= n_lay <= cfg.T:
+        raise IsacError(f"train detect: train_layers expected 0..{cfg.T}, got {n_lay}")
     if not log_rows:
-        base = _forward_all(net, te, te.state0, range(cfg.T))           # untrained = classical solver
+        base = _forward_all(net, te, te.state0, range(n_lay))           # untrained = classical solver, same depth
         e0 = evaluate(te, base)
         log_rows.append({"layer": 0, "epoch": 0, "train_loss": float("nan"), "test_sinr_db": e0["sinr_db"],
-                         "test_sinr_db_untrained_full": e0["sinr_db"], "viol_frac": e0["viol_frac"],
-                         "sinr_db_repaired": e0["sinr_db_repaired"], "elapsed_s": 0.0})
+                         "test_sinr_db_untrained_full": e0["sinr_db"], "untrained_depth": n_lay,
+                         "viol_frac": e0["viol_frac"], "sinr_db_repaired": e0["sinr_db_repaired"], "elapsed_s": 0.0})
     t_start = time.perf_counter()
     bs, n = int(o["batch"]), tr.problem.batch
-    for t in tqdm(range(t_done, cfg.T), desc="layers", unit="layer", initial=t_done, total=cfg.T):
+    wpath = out / (f"detect_{name}" + (f"_{o['kind']}" if o["kind"] else "") + ".pt")
+
+    def _save(layers_trained):
+        info = {"command": cmd, "options": o, "test": evaluate(te, st_te), "layers_trained": layers_trained,
+                "untrained_test_sinr_db": log_rows[0]["test_sinr_db"], "untrained_depth": n_lay,
+                "train_seconds": time.perf_counter() - t_start}
+        save_net(_double_copy(net), wpath, scn, info)
+        return info
+
+    for t in tqdm(range(t_done, n_lay), desc="layers", unit="layer", initial=t_done, total=n_lay):
         opt = torch.optim.Adam(net.layers[t].parameters(), lr=float(o["lr"]))
         for ep in range(int(o["epochs"])):
             perm = torch.randperm(n, generator=gen)
@@ -237,17 +269,11 @@ def train(out_dir, scenario="paper-a", quick: bool = False, **opts) -> list:
             row["elapsed_s"] = time.perf_counter() - t_start
             log_rows.append(row)
         torch.save({"state_dict": net.state_dict(), "t_done": t + 1, "log": json.dumps(log_rows)}, ck)
-    final = evaluate(te, st_te)
-    info = {"command": cmd, "options": o, "test": final, "untrained_test_sinr_db": log_rows[0]["test_sinr_db"],
-            "train_seconds": time.perf_counter() - t_start}
-    wpath = out / f"detect_{name}.pt"
-    save_net(net.double(), wpath, scn, info)
-    keys = ["layer", "epoch", "train_loss", "test_sinr_db", "viol_frac", "sinr_db_repaired", "elapsed_s"]
-    with open(out / "train_log.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        for r in log_rows:
-            w.writerow(r)
+        _save(t + 1)
+        _write_log(out, log_rows)
+    info = _save(n_lay)
+    final = info["test"]
+    _write_log(out, log_rows)
     paths = [wpath, out / "train_log.csv", out / "command.txt", ck]
     try:
         import matplotlib
@@ -260,7 +286,7 @@ def train(out_dir, scenario="paper-a", quick: bool = False, **opts) -> list:
         ax[0].set_ylabel("train loss")
         ev = [r for r in log_rows if "test_sinr_db" in r and r["layer"] > 0]
         ax[1].plot([r["layer"] for r in ev], [r["test_sinr_db"] for r in ev], "o-", label="trained (layers so far)")
-        ax[1].axhline(log_rows[0]["test_sinr_db"], color="k", ls="--", label=f"untrained, all {cfg.T} layers")
+        ax[1].axhline(log_rows[0]["test_sinr_db"], color="k", ls="--", label=f"untrained, {n_lay} layers")
         ax[1].set_xlabel("layer t")
         ax[1].set_ylabel("test SINR [dB]")
         ax[1].legend(fontsize=8)

@@ -35,6 +35,9 @@ LITE_LAYERS = 4     # "unfolded-lite": the first 4 trained layers (5x fewer step
 FEAS_STEPS = 30   # Newton steps of the final CI feasibility layer (part of the network, docs/detection.md)
 FEAS_RELAX = 2.0  # its over-relaxation (measured: 1.0 left 6 % of the slots violated after 20 steps, 2.0 none)
 PAPER_CFG = AdmmConfig(T=75, J=8, R=10, dfp_variant="paper", handler="alm")
+# weights kinds: "paper-a" = the shipped default network (LITE_CFG trained); "paper-a_paper" = the paper-size
+# network (PAPER_CFG, compact DFP (29a)), trained layer-wise for its first ``layers_trained`` layers (meta)
+KINDS = {"unfolded": "paper-a", "unfolded-paper": "paper-a_paper"}
 
 
 def default_weights_path(kind: str = "paper-a") -> Path:
@@ -47,9 +50,10 @@ def save_net(net: UnfoldedAdmm, path, scn: ScenarioA, info: dict | None = None) 
     torch.save({"state_dict": net.state_dict(), "meta": json.dumps(meta)}, path)
 
 
-def load_net(path=None, scn: ScenarioA | None = None) -> tuple[UnfoldedAdmm, dict]:
-    """Load a detection network; refuse (MethodError) a file that is missing, foreign or does not fit."""
-    path = Path(path) if path is not None else default_weights_path()
+def load_net(path=None, scn: ScenarioA | None = None, kind: str = "paper-a") -> tuple[UnfoldedAdmm, dict]:
+    """Load a detection network (default: the shipped weights of ``kind``, see ``KINDS``); refuse
+    (MethodError, one line) a file that is missing, foreign or does not fit ``scn``."""
+    path = Path(path) if path is not None else default_weights_path(kind)
     if not path.is_file():
         raise MethodError(f"unfolded detection network: no weights file at {path} "
                           f"(train one with `isac-testbed train detect --out DIR`)")

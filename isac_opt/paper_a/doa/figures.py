@@ -34,7 +34,7 @@ from ..scenario import ScenarioA
 from ..design import evaluate_a
 from ...repro import Chunk, figure, line_plot, run_chunked, write_records
 from .methods import load_net
-from .model import DoaBatch, WeightsError, extend_layers, repair_ci, start_points
+from .model import DoaBatch, DoaConfig, DoaNet, WeightsError, extend_layers, repair_ci, start_points
 from .train import _with_K
 
 SEED = 4242
@@ -375,6 +375,9 @@ def fig10(out_dir, quick=False, workers=1, **kw):
     return paths
 
 
+PAPER_TABLE2 = {32: 0.296, 64: 1.468, 128: 7.991}    # A's Table II, "Proposed" [s]
+
+
 def table2(out_dir, quick=False, workers=1, **kw):
     """Time per design at N = 32/64/128: unfolded DoA network and unsupervised MLP [Table II].
 
@@ -398,14 +401,24 @@ def table2(out_dir, quick=False, workers=1, **kw):
         scn = ScenarioA(N=N)
         chs = test_set(scn, n + 1)
         nets = [("Proposed (unfolded DoA)", load_net("unfolded-doa"), T)]
+        # the paper-size network (60/10/10, compact DFP (29a), PHR): shipped weights, or the same-size
+        # classical solver (network at its initial parameters: identical cost) when none are shipped
+        try:
+            pnet = load_net("unfolded-doa-paper")
+            plab = "Proposed, paper size (unfolded-doa-paper 60/10/10 DFP)"
+        except WeightsError:
+            pnet = DoaNet(DoaConfig(T=60, J=10, R=10, dfp_variant="paper"), scn)
+            plab = "Proposed, paper size (untrained 60/10/10 DFP, no weights shipped)"
+        nets.append((plab, pnet, 2 if quick else None))
         if not T:
             try:   # the trained 20-layer network: the same depth as the detection network
                 nets.append(("Proposed lite (unfolded-doa-lite)", load_net("unfolded-doa-lite"), None))
             except WeightsError as e:
                 print(f"table2: unfolded-doa-lite not timed: {e}", file=sys.stderr)
+        n_paper = int(kw.get("n_paper", 1 if quick else 2))
         for lab, net, TT in nets:
             t_s, t_n = [], []
-            for i, c in enumerate(chs):
+            for i, c in enumerate(chs[:n_paper + 1] if "paper size" in lab else chs):
                 t0 = time.perf_counter()
                 st = start_points(scn, [c], "ris", SEED)
                 t1 = time.perf_counter()
@@ -419,7 +432,8 @@ def table2(out_dir, quick=False, workers=1, **kw):
                     t_n.append(t2 - t1)
             rows.append({"N": N, "method": lab, "t_start_s": np.mean(t_s), "t_net_s": np.mean(t_n),
                          "t_total_s": np.mean(t_s) + np.mean(t_n), "t_total_std_s": float(np.std(np.add(t_s, t_n))),
-                         "n": n, "T_J_R": f"{TT or net.cfg.T}/{net.cfg.J}/{net.cfg.R}", "machine": mach})
+                         "n": len(t_n), "T_J_R": f"{TT or net.cfg.T}/{net.cfg.J}/{net.cfg.R}", "machine": mach,
+                         "A_proposed_s": PAPER_TABLE2.get(N, float("nan"))})
         if not T:   # the design method as users call it: 2 starts, 200 layers, certified (issue 12)
             from ...registry import get_method as _gm
             m_doa = _gm("unfolded-doa", "paper-a")

@@ -7,7 +7,10 @@ Methods (scenario ``paper-a``; ``run(scenario, seed, channels=None) -> DesignA``
   layer (a third of the time per design);
 * ``unfolded-doa-alm``  the "ALM" ablation (plain Lagrangian Σβg, A.6 handler) on the CRB;
 * ``unsupervised-doa``  the unsupervised MLP baseline (A.11.5);
-* ``classical-doa``     the classical ADMM-PHR-ALM-DFP with constant steps (same layers, no learning).
+* ``classical-doa``     the classical ADMM-PHR-ALM-DFP with constant steps (same layers, no learning);
+* ``unfolded-doa-paper`` the paper-size network T_e, J_e, R_e = 60, 10, 10 with the compact DFP (29a) and PHR,
+  trained layer-wise for its first ``layers_trained`` layers (weights metadata), the rest at the classical
+  constant steps.
 
 Weights live in ``isac_opt/weights/doa_*.pt`` (see ``doa_weights.md`` there for the command line and log).
 """
@@ -109,7 +112,7 @@ def _make(method: str):
 
 
 RUNNERS = {name: _make(name) for name in ("unfolded-doa", "unfolded-doa-lite", "unfolded-doa-alm",
-                                          "classical-doa", "unsupervised-doa")}
+                                          "classical-doa", "unsupervised-doa", "unfolded-doa-paper")}
 
 
 def run_named(method: str, scenario: ScenarioA, seed: int, channels: ChannelsA | None = None):

@@ -33,7 +33,7 @@ __all__ = ["make_dataset", "train_unfolded", "train_unsupervised", "run", "TRAIN
 TRAIN_DEFAULTS = dict(T=60, J=2, R=5, dfp_variant="identity", n_train=128, n_test=32, batch=32,
                       updates_per_layer=8, lr=0.05, omega=1.0, unsup_epochs=100, unsup_hidden="1024,512,256",
                       unsup_lr=1e-4, unsup_omega=10.0, unsup_omega_end=100.0, unsup_n_train=0, unsup_residual=1,
-                      Ks="3,2,4", seed=2026, handler="phr", unsup=1, unfolded=1)
+                      Ks="3,2,4", seed=2026, handler="phr", unsup=1, unfolded=1, train_layers=0, kind="")
 QUICK = dict(T=3, J=2, R=2, n_train=8, n_test=4, batch=8, updates_per_layer=2, unsup_epochs=5,
              unsup_hidden="64,32,16", Ks="3")
 
@@ -51,15 +51,20 @@ def layer_loss(batch: DoaBatch, st, omega: float):
 
 
 def train_unfolded(scn, chs, starts, cfg: DoaConfig, batch_size=32, updates_per_layer=2, lr=3e-3,
-                   omega=1.0, seed=0, log=print) -> DoaNet:
-    """Layer-by-layer training of a :class:`DoaNet` on (chs, starts)."""
+                   omega=1.0, seed=0, log=print, train_layers: int = 0, on_layer=None) -> DoaNet:
+    """Layer-by-layer training of a :class:`DoaNet` on (chs, starts).
+
+    ``train_layers`` (0 = all T): train only the first n layers; the others keep their initial parameters
+    (the classical constant steps); ``net.meta["layers_trained"]`` records n. ``on_layer(net, t)`` is
+    called after every trained layer (e.g. to save the weights so far)."""
     net = DoaNet(cfg, scn, seed=seed)
     full = DoaBatch(scn, chs, starts, cfg, "ris")
     n = full.batch
     gen = torch.Generator().manual_seed(int(seed))
     st = full.state0()
     acfg = cfg.admm(True)
-    for t in tqdm(range(cfg.T), desc="unfolded layers", file=sys.stderr, leave=False):
+    n_lay = int(train_layers) or cfg.T
+    for t in tqdm(range(n_lay), desc="unfolded layers", file=sys.stderr, leave=False):
         lay = net.net.layers[t]
         snap = {k: v.clone() for k, v in lay.state_dict().items()}
         with torch.no_grad():
@@ -83,8 +88,11 @@ def train_unfolded(scn, chs, starts, cfg: DoaConfig, batch_size=32, updates_per_
                 log(f"layer {t + 1}: training did not lower the loss ({lv:.4f} ≥ {l_init:.4f}); reverted")
                 lv = l_init
             st = st1
-        if t % 10 == 0 or t == cfg.T - 1:
-            log(f"layer {t + 1}/{cfg.T}: train loss {lv:.4f}, mean CRB {full.crb(st.x, st.phi).mean():.4e}")
+        net.meta["layers_trained"] = t + 1
+        if t % 10 == 0 or t == n_lay - 1 or on_layer is not None:
+            log(f"layer {t + 1}/{n_lay}: train loss {lv:.4f}, mean CRB {full.crb(st.x, st.phi).mean():.4e}")
+        if on_layer is not None:
+            on_layer(net, t)
     return net
 
 
@@ -181,7 +189,7 @@ def run(out_dir, scenario="paper-a", quick: bool = False, **kw) -> list:
 
     torch.set_num_threads(1)
     cfg = DoaConfig(T=o["T"], J=o["J"], R=o["R"], dfp_variant=o["dfp_variant"], handler=o["handler"])
-    tag = "" if o["handler"] == "phr" else "_" + o["handler"]
+    tag = ("" if o["handler"] == "phr" else "_" + o["handler"]) + (f"_{o['kind']}" if o["kind"] else "")
     Ks = [int(k) for k in str(o["Ks"]).split(",")]
     K_max = max(4, max(Ks))
     hidden = tuple(int(h) for h in str(o["unsup_hidden"]).split(","))
@@ -198,12 +206,20 @@ def run(out_dir, scenario="paper-a", quick: bool = False, **kw) -> list:
         summary["runs"][str(K)] = res
         if o["unfolded"]:
             t1 = time.time()
-            net = train_unfolded(scn, chs, starts, cfg, o["batch"], o["updates_per_layer"], o["lr"], o["omega"],
-                                 o["seed"], log)
-            tu = time.time() - t1
-            net.meta.update({"train": {k: o[k] for k in ("n_train", "batch", "updates_per_layer", "lr", "omega",
-                                                         "seed")}, "train_seconds": tu, "K_train": K})
             p = out / f"doa_unfolded{tag}_K{K}.pt"
+
+            def _meta(nt, K=K, t1=t1):
+                nt.meta.update({"train": {k: o[k] for k in ("n_train", "batch", "updates_per_layer", "lr", "omega",
+                                                            "seed", "train_layers")},
+                                "train_seconds": time.time() - t1, "K_train": K})
+
+            def _save_so_far(nt, t, p=p):          # consistent weights after every layer (stoppable run)
+                _meta(nt)
+                nt.save(p)
+            net = train_unfolded(scn, chs, starts, cfg, o["batch"], o["updates_per_layer"], o["lr"], o["omega"],
+                                 o["seed"], log, o["train_layers"], _save_so_far if o["train_layers"] else None)
+            tu = time.time() - t1
+            _meta(net)
             net.save(p)
             paths.append(str(p))
             s_net = net.infer(tb)

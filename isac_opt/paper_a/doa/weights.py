@@ -8,7 +8,8 @@ from .model import DoaNet, WeightsError
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 WEIGHTS = {"unfolded-doa": "doa_unfolded_K3.pt", "unfolded-doa-alm": "doa_unfolded_alm_K3.pt",
-           "unfolded-doa-lite": "doa_unfolded_lite_K3.pt", "unsupervised-doa": "doa_unsup_K3.pt"}
+           "unfolded-doa-lite": "doa_unfolded_lite_K3.pt", "unsupervised-doa": "doa_unsup_K3.pt",
+           "unfolded-doa-paper": "doa_unfolded_paper_K3.pt"}
 
 _cache: dict = {}
 

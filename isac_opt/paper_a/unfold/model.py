@@ -100,9 +100,12 @@ class UnfoldedAdmm(nn.Module):
         self.hidden = hidden
 
     def classical_params(self) -> ConstantParams:
-        """The constant step sizes this network was initialised from."""
+        """The constant step sizes this network was initialised from, exactly as its MLPs compute them at
+        initialisation (softplus(softplus⁻¹(v)) in float64, which may differ from v in the last bit: over
+        the 12 000 steps of the paper-size network such a bit grows into a different iterate)."""
         v = self.init_values
-        return ConstantParams(v["eta"], v["kappa"], v["tau"], v["zeta"])
+        sp = lambda a: float(nn.functional.softplus(torch.tensor(softplus_inv(a), dtype=torch.float64)))  # noqa: E731
+        return ConstantParams(sp(v["eta"]), sp(v["kappa"]), sp(v["tau"]), sp(v["zeta"]))
 
     def forward(self, state: AdmmState, objective, constraint, layers=None, cfg: AdmmConfig | None = None,
                 trace=None) -> AdmmState:

@@ -218,17 +218,20 @@ def quasi_newton_block(z, lagr, step_fn, R: int, variant: str, amp: float):
     """R projected (DFP-)quasi-Newton steps on one block [spec A.6 (27)–(30)].
 
     lagr(z) -> (L (B,), G complex like z); step_fn(r, gnorm (B,), L (B,)) -> τ (B,).
-    H starts at I; with ``variant="identity"`` it stays I (projected gradient, no matrix).
+    H starts at I; with ``variant="identity"`` it stays I (projected gradient, no matrix). The DFP
+    variants keep H in the compact low-rank form of :class:`~.dfp.CompactDFP` (O(nR) per step, never
+    n × n; equal to the dense :func:`dfp_update` up to rounding, tested).
     """
+    from .dfp import CompactDFP
     B = z.shape[0]
     Lv, G = lagr(z)
     g = _rs(G)
     zr = _rs(z)
     H = None
+    d = g
     for r in range(R):
         gn = g.norm(dim=1)
         tau = step_fn(r, gn, Lv)
-        d = g if H is None else (H @ g.unsqueeze(-1)).squeeze(-1)
         znew = project_modulus(_cs(zr - tau[:, None] * d, z.shape), amp, z)
         if r == R - 1:
             return znew
@@ -237,8 +240,13 @@ def quasi_newton_block(z, lagr, step_fn, R: int, variant: str, amp: float):
         zr1 = _rs(znew)
         if variant != "identity":
             if H is None:
-                H = torch.eye(g.shape[1], dtype=g.dtype, device=g.device).expand(B, -1, -1)
-            H = dfp_update(H, zr1 - zr, g1 - g, gn, variant)
+                H = CompactDFP(B, g.shape[1], 1.0, variant, dtype=g.dtype, device=g.device)
+            Hg1 = H.apply(g1)
+            H.update(zr1 - zr, g1 - g, gn, Hy=Hg1 - d)          # H y = H g1 − H g, d = H g
+            U2, s2 = H.U[:, :, -2:], H.s[:, -2:]                 # next direction H⁺ g1: rank-2 correction
+            d = torch.baddbmm(Hg1[:, :, None], U2, (torch.bmm(g1[:, None, :], U2)[:, 0, :] * s2)[:, :, None])[:, :, 0]
+        else:
+            d = g1
         z, zr, g, Lv = znew, zr1, g1, Lv1
     return z
 
