@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         wr = csv.DictWriter(f, fieldnames=list(rows[0]))
         wr.writeheader()
         wr.writerows(rows)
-    Path(str(out) + ".json").write_text(json.dumps({"machine": machine_line(), "args": vars(a), "rows": rows}, indent=1))
+    Path(str(out) + ".json").write_text(json.dumps({"machine": machine_line(), "args": vars(a), "rows": rows}, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
     n_in = sum(r["ser_in_ci"] for r in rows), sum(r["ber_in_ci"] for r in rows)
     print(f"SER analytic inside the 95% interval: {n_in[0]}/{len(rows)}; BER: {n_in[1]}/{len(rows)}")
     print(f"wrote {out}.csv, {out}.json")
