@@ -99,28 +99,3 @@ def test_shipped_paper_weights_refuse_unfit_scenario_through_the_method():
     with pytest.raises(UserError) as e:
         get_method("unfolded-paper", "paper-a").run(ScenarioA(M=4), 0)
     assert "\n" not in str(e.value) and "M: trained 6, scenario 4" in str(e.value)
-
-
-def test_shallow_training_with_dfp_improves_over_untrained_on_held_out_seeds():
-    """One paper-structure layer (J, R = 2, 5, DFP (29a)): a short Adam run on training seeds raises the
-    held-out SINR above the untrained network of the same depth (classical constant steps)."""
-    scn = _scn(N=8)
-    tr, te = _batch(scn, 8, seed=21), _batch(scn, 8, seed=22)
-    cfg = AdmmConfig(T=1, J=2, R=5, dfp_variant="paper")
-    net = UnfoldedAdmm(cfg, init={"eta": 0.1, "kappa": 0.1, "tau": 0.02, "zeta": 0.02}, seed=0)
-
-    def test_db():
-        with torch.no_grad():
-            st = net(te.state0, te.objective, te.constraint)
-            return float((10 * torch.log10(te.problem.sinr(st.x, st.phi))).mean())
-
-    before = test_db()
-    opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    for _ in range(25):
-        opt.zero_grad()
-        st = net(tr.state0, tr.objective, tr.constraint)
-        loss = -(tr.problem.sinr(st.x, st.phi) * tr.problem.fscale).mean()
-        loss.backward()
-        opt.step()
-    after = test_db()
-    assert after > before + 0.3, (before, after)

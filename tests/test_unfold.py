@@ -267,11 +267,16 @@ def test_repair_ci_restores_feasibility():
     assert torch.all(al[ok_before] == 0)                               # feasible slots untouched
 
 
-def test_tiny_training_improves_sinr():
-    """A few Adam steps on 8 samples (N = 8, T = 2) improve the held-out SINR of the untrained network."""
+@pytest.mark.parametrize("T, J, R, dfp, seeds, steps", [
+    (2, 1, 3, "identity", (11, 12), 30),
+    (1, 2, 5, "paper", (21, 22), 25),      # one paper-structure layer with the compact DFP (29a) [issue 14]
+])
+def test_tiny_training_improves_sinr(T, J, R, dfp, seeds, steps):
+    """A few Adam steps on 8 training samples (N = 8) raise the held-out SINR above the untrained network of
+    the same depth (classical constant steps)."""
     scn = _scn().replace(N=8)
-    tr, te = _batch(scn, 8, seed=11), _batch(scn, 8, seed=12)
-    cfg = AdmmConfig(T=2, J=1, R=3, dfp_variant="identity")
+    tr, te = _batch(scn, 8, seed=seeds[0]), _batch(scn, 8, seed=seeds[1])
+    cfg = AdmmConfig(T=T, J=J, R=R, dfp_variant=dfp)
     net = UnfoldedAdmm(cfg, init={"eta": 0.1, "kappa": 0.1, "tau": 0.02, "zeta": 0.02}, seed=0)
 
     def test_db():
@@ -281,7 +286,7 @@ def test_tiny_training_improves_sinr():
 
     before = test_db()
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    for _ in range(30):
+    for _ in range(steps):
         opt.zero_grad()
         st = net(tr.state0, tr.objective, tr.constraint)
         loss = -(tr.problem.sinr(st.x, st.phi) * tr.problem.fscale).mean()
