@@ -13,7 +13,6 @@ engine's mean SINR minus refit's (dB of the linear means).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 
@@ -25,11 +24,10 @@ import torch  # noqa: E402
 from isac_opt.ci import ci_margins, ci_thresholds, psk_constellation  # noqa: E402
 from isac_opt.link import LinkEngine  # noqa: E402
 from isac_opt.paper_a.channels import draw_channels, effective_user_channels, realisation_rng  # noqa: E402
-from isac_opt.paper_a.design import DesignA  # noqa: E402
-from isac_opt.paper_a.detect.methods import refit_waveform  # noqa: E402
 from isac_opt.paper_a.scenario import ScenarioA  # noqa: E402
 from isac_opt.paper_a.starting import init_phi  # noqa: E402
 from isac_opt.sysinfo import machine_line  # noqa: E402
+from _bench import refit_frames  # noqa: E402
 
 
 def ci_violations(scn, ch, phi, X, S) -> int:
@@ -67,16 +65,9 @@ def main(argv=None):
 
     # baseline: today's per-frame path, one frame at a time (float64, 1 thread)
     torch.set_num_threads(1)
-    ref_sinr, ref_t, ref_viol = [], [], 0
-    for i, S in enumerate(S_ref):
-        chS = dataclasses.replace(ch, S=const[S])
-        d0 = DesignA.build(scn, chS, np.full((scn.M, scn.L), scn.amp, complex), phi, method="frame", seed=i)
-        t0 = time.perf_counter()
-        r = refit_waveform(d0, phi)
-        ref_t.append(time.perf_counter() - t0)
-        ref_sinr.append(10 ** (r.metrics["sinr_db"] / 10))
-        ref_viol += ci_violations(scn, ch, phi, r.X[None], const[S][None])
-    ref_t = np.array(ref_t[1:] if len(ref_t) > 1 else ref_t)     # first call builds the cvxpy problem
+    ref_X, ref_sinr, ref_t = refit_frames(scn, ch, phi, S_ref)
+    ref_viol = ci_violations(scn, ch, phi, ref_X, const[S_ref])
+    ref_t = ref_t[1:] if len(ref_t) > 1 else ref_t               # first call builds the cvxpy problem
     print(f"\nbaseline refit_waveform (float64, 1 thread, batch 1): {ref_t.mean() * 1e3:.0f} ms/design "
           f"= {1 / ref_t.mean():.1f} designs/s over {len(ref_t)} frames; mean SINR {db_of_mean(ref_sinr):.2f} dB; "
           f"CI violations {ref_viol}")

@@ -20,7 +20,6 @@ Writes ``link_engine.csv`` (speed rows), ``link_engine.json`` (everything) and `
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import os
@@ -36,14 +35,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import machine_line  # noqa: E402
+from _bench import machine_line, refit_frames  # noqa: E402
 
-from isac_opt.ci import ci_margins, ci_thresholds, psk_constellation  # noqa: E402
+from isac_opt.ci import ci_margins, ci_thresholds  # noqa: E402
 from isac_opt.contract import CI_TOL, CM_TOL  # noqa: E402
 from isac_opt.link import LinkEngine  # noqa: E402
 from isac_opt.paper_a.channels import draw_channels, effective_user_channels, realisation_rng  # noqa: E402
-from isac_opt.paper_a.design import DesignA  # noqa: E402
-from isac_opt.paper_a.detect.methods import refit_waveform  # noqa: E402
 from isac_opt.paper_a.scenario import ScenarioA  # noqa: E402
 from isac_opt.paper_a.starting import init_phi  # noqa: E402
 
@@ -109,7 +106,6 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     scn = ScenarioA()
-    const = psk_constellation(scn.psk_order)
     Base = base_engine_class()
     cfgs = configs(Base)
     load0 = os.getloadavg()
@@ -127,15 +123,8 @@ def main(argv=None):
     for seed in a.seeds:
         ch, phi = link_state(scn, seed)
         S = np.random.default_rng(seed + 100).integers(0, scn.psk_order, size=(a.n_refit, scn.K, scn.L))
-        ref = []
-        for i, Si in enumerate(S):
-            chS = dataclasses.replace(ch, S=const[Si])
-            d0 = DesignA.build(scn, chS, np.full((scn.M, scn.L), scn.amp, complex), phi, method="frame", seed=i)
-            t0 = time.perf_counter()
-            r = refit_waveform(d0, phi)
-            ref_t.append(time.perf_counter() - t0)
-            ref.append(10 ** (r.metrics["sinr_db"] / 10))
-        ref = np.array(ref)
+        _, ref, secs = refit_frames(scn, ch, phi, S)
+        ref_t.extend(secs)
         ref_all.append(ref)
         row = {"seed": seed, "refit_db": db_of_mean(ref)}
         engs = {}
