@@ -5,6 +5,13 @@ never used in training). Batched network inference (chunks), one thread; prints 
 CLT half-widths and writes per-realisation rows to OUT/heldout_paper_size.csv.
 
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/heldout_paper_size.py --out DIR [--n 200] [--n-mm 20]
+        [--engine auto|torch|numpy] [--baseline CSV]
+
+``--engine`` picks the inference engine of the networks (run_batch; "auto" = the numpy engine on CPU
+float64). ``--baseline`` is the per-realisation CSV of an earlier run on the same realisations (e.g. the torch
+engine's, benchmarks/results/heldout_paper_size/heldout_paper_size.csv): the summary then adds the paired
+difference of each network to its baseline value, and to the baseline's ADMM-MM column where this run
+has none.
 """
 from __future__ import annotations
 
@@ -41,6 +48,8 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--n-mm", type=int, default=20)
     ap.add_argument("--chunk", type=int, default=25)
+    ap.add_argument("--engine", default="auto", choices=("auto", "torch", "numpy"))
+    ap.add_argument("--baseline", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     scn = ScenarioA()
@@ -55,7 +64,7 @@ def main(argv=None):
         res = {}
         for k, net in nets.items():
             t0 = time.process_time()
-            res[k] = design_starts(scn, starts, "ris", net=net)[0]
+            res[k] = design_starts(scn, starts, "ris", net=net, engine=a.engine)[0]
             t_net[k] += time.process_time() - t0
         for j, (i, ch, s) in enumerate(zip(idx, chs, starts)):
             row = {"i": i}
@@ -72,7 +81,7 @@ def main(argv=None):
         print(f"{len(rows)}/{a.n} done", flush=True)
     os.makedirs(a.out, exist_ok=True)
     write_records(os.path.join(a.out, "heldout_paper_size.csv"), rows)
-    summ = {"n": len(rows), "n_mm": a.n_mm,
+    summ = {"n": len(rows), "n_mm": a.n_mm, "engine": a.engine,
             "cpu_s_per_design_batched": {k: v / len(rows) for k, v in t_net.items()}}
     for k in nets:
         summ[k] = _ci([r[f"{k}_db"] for r in rows])
@@ -83,6 +92,20 @@ def main(argv=None):
         for k in nets:
             summ[f"{k}_minus_admm_mm_paired"] = _ci([r[f"{k}_db"] - r["admm_mm_db"] for r in mm])
     summ["paper_minus_unfolded_paired"] = _ci([r["unfolded-paper_db"] - r["unfolded_db"] for r in rows])
+    if a.baseline:
+        import csv
+        with open(a.baseline) as f:
+            base = {int(r["i"]): r for r in csv.DictReader(f)}
+        both = [r for r in rows if r["i"] in base]
+        summ["baseline"] = {"file": a.baseline, "n_paired": len(both)}
+        for k in nets:
+            summ["baseline"][f"{k}_minus_baseline_paired"] = _ci(
+                [r[f"{k}_db"] - float(base[r["i"]][f"{k}_db"]) for r in both])
+            bm = [r for r in both if base[r["i"]].get("admm_mm_db") not in (None, "")]
+            if bm and not mm:
+                summ["baseline"][f"{k}_minus_baseline_admm_mm_paired"] = _ci(
+                    [r[f"{k}_db"] - float(base[r["i"]]["admm_mm_db"]) for r in bm])
+                summ["baseline"]["n_admm_mm"] = len(bm)
     print(json.dumps(summ, indent=1))
     with open(os.path.join(a.out, "summary.json"), "w") as f:
         json.dump(summ, f, indent=1)

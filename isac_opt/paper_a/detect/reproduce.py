@@ -217,14 +217,17 @@ PAPER_TABLE1 = {32: (0.414, 0.168), 64: (3.490, 0.976), 128: (22.136, 6.734)}   
 
 def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, seed: int = 2025,
            Ns=(32, 64, 128), mm_n_max: int | None = None, executor: str = "local",
-           scheduler: str | None = None, n_paper: int | None = None, clock: str = "wall") -> list:
+           scheduler: str | None = None, n_paper: int | None = None, clock: str = "wall",
+           n_paper_torch: int | None = None) -> list:
     """Table I as the paper states it: mean wall time per design (batch 1, one thread, this machine) at
     N = 32/64/128 of ADMM-MM (full run to its stopping rule) and of the paper-size network
     (``unfolded-paper``: T, J, R = 75, 8, 10, compact DFP (29a); the classical solver of that size when no
     weights are shipped — same cost), plus our defaults (``unfolded`` 20/2/5 and its 4-layer lite cut) as
     extra rows; speed-up ratios beside the paper's. Inference includes the feasibility layer and the CI
     repair; the A.10 start point is excluded from every method (shared). ``n_paper`` (default ``n``)
-    designs time the paper-size network. ``clock="cpu"`` times every design with this process's CPU time
+    designs time the paper-size network with the default (numpy, :mod:`.fastnet`) inference engine and
+    ``n_paper_torch`` (default 1; 0: none) with the torch step function, the baseline in the same run.
+    ``clock="cpu"`` times every design with this process's CPU time
     (``time.process_time``; on a VM shared with other jobs, wall time measures the other jobs too; the
     solvers here are single-threaded, so CPU time = wall time on an idle core). Measured in one process (``workers``/``executor``/``scheduler``
     are accepted and ignored: timings must not share cores)."""
@@ -238,6 +241,7 @@ def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
     from ..unfold import ConstantParams
     n = n if n is not None else (1 if quick else 10)
     n_paper = n_paper if n_paper is not None else n
+    n_paper_torch = n_paper_torch if n_paper_torch is not None else 1
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -249,7 +253,7 @@ def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
         cfg_p = PAPER_CFG if not quick else __import__("dataclasses").replace(PAPER_CFG, T=2)
         kwp = {"net": pnet} if pnet is not None and not quick else {"cfg": cfg_p, "params": ConstantParams(**DEFAULT_INIT)}
         sd = point_seed(seed, "table1", N)
-        t_mm, t_un, t_lite, t_pap = [], [], [], []
+        t_mm, t_un, t_lite, t_pap, t_pt = [], [], [], [], []
 
         def timed(fn, wall_of=lambda r: r[2]):
             c0 = time.process_time()
@@ -265,6 +269,8 @@ def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
                 t_lite.append(timed(lambda: design_starts(scn, [s], "ris", n_layers=LITE_LAYERS, **kw)))
             if i < n_paper:
                 t_pap.append(timed(lambda: design_starts(scn, [s], "ris", **kwp)))
+            if i < n_paper_torch:
+                t_pt.append(timed(lambda: design_starts(scn, [s], "ris", engine="torch", **kwp)))
             t_mm.append(timed(lambda: admm_mm(scn, ch, s.X0, s.phi0, n_max=mm_n_max if mm_n_max is not None
                                               else (15 if quick else 2000)), lambda r: r.time_s))
         mm = float(np.mean(t_mm))
@@ -273,6 +279,8 @@ def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
                      "paper_net_s": float(np.mean(t_pap)), "paper_net_std": float(np.std(t_pap)),
                      "ratio_paper_net": mm / float(np.mean(t_pap)), "n_paper_net": len(t_pap),
                      "paper_net_engine": "unfolded-paper" if (pnet is not None and not quick) else "classical 75/8/10",
+                     "paper_net_torch_s": float(np.mean(t_pt)) if t_pt else float("nan"),
+                     "n_paper_net_torch": len(t_pt),
                      "unfolded_s": float(np.mean(t_un)), "unfolded_std": float(np.std(t_un)),
                      "ratio": mm / float(np.mean(t_un)),
                      "lite_s": float(np.mean(t_lite)) if t_lite else float("nan"),
@@ -282,11 +290,12 @@ def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
     f = write_records(out / "table1.csv", rows, fieldnames=list(rows[0]))
     md = out / "table1.md"
     lines = [f"Table I (detection), mean s per design (batch 1, {clock} clock); machine: {_machine()}, torch threads 1, float64, "
-             f"n = {n} per N (paper-size network: {n_paper})\n", "| N | " + " | ".join(str(r["N"]) for r in rows) + " |",
+             f"n = {n} per N (paper-size network: {n_paper}; torch engine: {n_paper_torch})\n", "| N | " + " | ".join(str(r["N"]) for r in rows) + " |",
              "|---|" + "---|" * len(rows),
              "| ADMM-MM | " + " | ".join(f"{r['admm_mm_s']:.3f}" for r in rows) + " |",
              "| Proposed, paper size (75/8/10, DFP) | " + " | ".join(f"{r['paper_net_s']:.3f}" for r in rows) + " |",
              "| ratio ADMM-MM / paper size | " + " | ".join(f"{r['ratio_paper_net']:.2f}x" for r in rows) + " |",
+             "| paper size, torch engine (baseline) | " + " | ".join(f"{r['paper_net_torch_s']:.3f}" for r in rows) + " |",
              "| paper A: ADMM-MM | " + " | ".join(f"{r['A_admm_mm_s']:.3f}" for r in rows) + " |",
              "| paper A: Proposed | " + " | ".join(f"{r['A_proposed_s']:.3f}" for r in rows) + " |",
              "| paper A: ratio | " + " | ".join(f"{r['A_ratio']:.1f}x" for r in rows) + " |",

@@ -21,7 +21,12 @@ import torch
 from ..scenario import ScenarioA
 from ...errors import MethodError
 from ..unfold import AdmmConfig, UnfoldedAdmm, feasibility_layer, repair_ci, solve
+from ..unfold import ConstantParams
+from ..unfold.model import DEFAULT_INIT as UNFOLD_DEFAULT_INIT
 from .core import Batch, make_batch, sinr_db, updates_phi
+from .fastnet import NumpyNet
+
+ENGINES = ("auto", "torch", "numpy")
 
 FORMAT = "ris-isac-testbed/detect-unfolded-weights"
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
@@ -79,7 +84,7 @@ def load_net(path=None, scn: ScenarioA | None = None, kind: str = "paper-a") -> 
 
 def run_batch(batch: Batch, variant: str, net: UnfoldedAdmm | None = None, cfg: AdmmConfig | None = None,
               params=None, repair: bool = True, tol: float = 0.0, n_layers: int | None = None,
-              feas_steps: int = FEAS_STEPS, stats: dict | None = None):
+              feas_steps: int = FEAS_STEPS, stats: dict | None = None, engine: str = "auto"):
     """Run the unfolded network (``net``) or the classical solver (``params``/``cfg``) on a batch.
 
     ``n_layers``: run only the first n layers of ``net`` (the "lite" network: e.g. 4 of 20 layers).
@@ -91,18 +96,33 @@ def run_batch(batch: Batch, variant: str, net: UnfoldedAdmm | None = None, cfg: 
     ``slots_pre_repair`` (violated slots there), ``repaired_slots``, ``sinr_pre_repair_db``,
     ``sinr_db`` (final), ``fallback`` (start returned).
 
+    ``engine``: "torch" (the step function :func:`~isac_opt.paper_a.unfold.step.admm_layer`), "numpy" (the
+    same iterates in :mod:`.fastnet`, up to rounding; float64 CPU only, no early stop) or "auto" (numpy when
+    it applies: float64 on the CPU, ``tol`` = 0, multipliers carried; else torch).
+
     Returns (x (B, M, L) normalised, φ (B, N), α repair fractions (B, L) or None, seconds).
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine: expected one of {ENGINES}, got {engine!r}")
     t0 = time.perf_counter()
     with torch.no_grad():
+        c = replace(net.cfg if net is not None else (cfg or LITE_CFG), update_phi=updates_phi(variant))
+        fits = (batch.problem.dtype == torch.float64 and batch.problem.device.type == "cpu" and tol == 0
+                and not c.reset_beta)
+        if engine == "numpy" and not fits:
+            raise ValueError("engine: 'numpy' needs float64 on the CPU, tol = 0 and reset_beta = False")
+        use_np = engine == "numpy" or (engine == "auto" and fits)
         if net is not None:
-            c = replace(net.cfg, update_phi=updates_phi(variant))
             lay = None if n_layers is None else range(min(int(n_layers), net.cfg.T))
-            st = net(batch.state0, batch.objective, batch.constraint, cfg=c, layers=lay)
+            if use_np:
+                st = NumpyNet(c, net=net).forward(batch, layers=lay)
+            else:
+                st = net(batch.state0, batch.objective, batch.constraint, cfg=c, layers=lay)
+        elif use_np:
+            st = NumpyNet(c, params=params or ConstantParams(**UNFOLD_DEFAULT_INIT)).forward(batch)
         else:
-            cfg = replace(cfg or LITE_CFG, update_phi=updates_phi(variant))
             mon = (lambda s: batch.problem.sinr(s.x, s.phi)) if tol > 0 else None
-            st, _ = solve(batch.state0, batch.objective, batch.constraint, cfg, params, tol=tol, monitor=mon)
+            st, _ = solve(batch.state0, batch.objective, batch.constraint, c, params, tol=tol, monitor=mon)
         x, phi = st.x, st.phi
         al = None
         info = {}

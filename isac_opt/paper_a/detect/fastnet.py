@@ -1,0 +1,733 @@
+"""Fast numpy inference of the detection network and classical solver [spec A.6 (25)–(37), A.7; issue 14].
+
+The torch :func:`~isac_opt.paper_a.unfold.step.admm_layer` is written once for training (autograd,
+pluggable objective/constraint, CUDA). At batch 1 on a CPU its cost is not arithmetic but the dispatch
+of ≈ 150 small torch calls per inner step (≈ 1.2 ms; the paper-size network has 12 000 inner steps).
+This module runs the *same* iterates for the detection problem (:class:`SinrObjective` +
+:class:`CIConstraint`, ALM or PHR handler, DFP "paper"/"standard"/"identity") in plain numpy
+complex128 with per-block invariants hoisted:
+
+* x-block (φ fixed): the legs a, b, the receive Gram Aᵢⱼ = aᵢᴴaⱼ and h̃'(φ) are computed once per block
+  (torch recomputes the Gram at every step);
+* DFP (29a) in the compact form of :class:`~isac_opt.paper_a.unfold.dfp.CompactDFP`, kept on complex
+  vectors: the real inner products of the [Re; Im] stacking are Re(aᴴb), so no stacking copies;
+* the step-size MLPs are evaluated from their float64 weights extracted once.
+
+Same algorithm, same order of updates, same guards (skip rule (28), zero-modulus fallback of the
+projection): the iterates equal the torch ones up to floating-point rounding (tested to 1e-9 over several
+layers; over thousands of steps rounding differences may grow, as between any two BLAS builds, which is
+why designs are still certified afterwards by the feasibility layer, repair and start guard).
+
+Shapes (batch first): u (B, M, L), φ (B, N) complex128; β (B, K, L) float64; ρ (B,).
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import numpy as np
+import torch
+
+__all__ = ["NumpyNet", "numpy_forward", "HAVE_JIT"]
+
+# the compiled batch-1 kernel (fastnet_jit) needs numba; without it the numpy batch-1 code runs
+HAVE_JIT = importlib.util.find_spec("numba") is not None
+
+
+def _softplus(x):
+    # torch.nn.functional.softplus (beta 1, threshold 20)
+    return np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0))))
+
+
+def _proj(z, amp, ref):
+    """project_modulus: amp·z/|z|; where z = 0 the phase of ref (or 1)."""
+    mag = np.abs(z)
+    if mag.all():
+        return (amp / mag) * z if amp != 1.0 else z / mag
+    nz = mag > 0
+    unit = z / np.where(nz, mag, 1.0)
+    rm = np.abs(ref)
+    fb = np.where(rm > 0, ref / np.where(rm > 0, rm, 1.0), 1.0)
+    return amp * np.where(nz, unit, fb)
+
+
+def _rdot(a, b):
+    """Real inner product of the [Re; Im] stackings of a, b (B, ...) → (B,)."""
+    B = a.shape[0]
+    return (a.real * b.real + a.imag * b.imag).reshape(B, -1).sum(1)
+
+
+class _Mlps:
+    """Step-size MLPs of one network as numpy float64 arrays, split per index once.
+
+    A stacked MLP whose output weights W2 are all zero (an untrained layer: the initialisation) computes
+    softplus(b2) whatever its input — exactly, since 0·tanh(·) = 0 — so its value is cached as a constant.
+    """
+
+    def __init__(self, net):
+        def split(m, shape):
+            W1, b1, W2, b2 = (p.detach().cpu().double().numpy() for p in (m.W1, m.b1, m.W2, m.b2))
+            out = {}
+            for idx in np.ndindex(*shape):
+                if not W2[idx].any():
+                    out[idx] = float(_softplus(np.float64(b2[idx])))
+                else:
+                    out[idx] = (np.ascontiguousarray(W1[idx].T), b1[idx].copy(), W2[idx].copy(), float(b2[idx]))
+            return out
+        J, R = net.cfg.J, net.cfg.R
+        self.mlp = {}
+        for t, lay in enumerate(net.layers):
+            self.mlp["x", t, "d"] = split(lay.eta, (J,))
+            self.mlp["phi", t, "d"] = split(lay.kappa, (J,))
+            self.mlp["x", t, "s"] = split(lay.tau, (J, R))
+            self.mlp["phi", t, "s"] = split(lay.zeta, (J, R))
+
+    def dual(self, block, t, j, g, beta):
+        p = self.mlp[block, t, "d"][(j,)]
+        if isinstance(p, float):
+            return np.full_like(g, p)
+        W1T, b1, W2, b2 = p
+        h = np.tanh(np.stack([g, beta], axis=-1) @ W1T + b1)
+        return _softplus(h @ W2 + b2)
+
+    def step(self, block, t, j, r, gnorm, lval):
+        p = self.mlp[block, t, "s"][(j, r)]
+        if isinstance(p, float):
+            return np.full_like(gnorm, p)
+        W1T, b1, W2, b2 = p
+        feats = np.stack([np.log10(gnorm + 1e-30), np.log10(np.abs(lval) + 1e-30)], axis=-1)
+        return _softplus(np.tanh(feats @ W1T + b1) @ W2 + b2)
+
+    def step1(self, block, t, j, r, gnorm: float, lval: float) -> float:
+        """Batch-1 step size from Python floats."""
+        p = self.mlp[block, t, "s"][(j, r)]
+        if isinstance(p, float):
+            return p
+        W1T, b1, W2, b2 = p
+        o = float(np.tanh(math.log10(gnorm + 1e-30) * W1T[0] + math.log10(abs(lval) + 1e-30) * W1T[1] + b1) @ W2) + b2
+        return o if o > 20.0 else math.log1p(math.exp(o))
+
+
+class _Const:
+    """ConstantParams as numpy."""
+
+    def __init__(self, params):
+        self.v = params.v
+
+    def dual(self, block, t, j, g, beta):
+        return np.full_like(g, self.v[block][0])
+
+    def step(self, block, t, j, r, gnorm, lval):
+        return np.full_like(gnorm, self.v[block][1])
+
+    def step1(self, block, t, j, r, gnorm, lval):
+        return self.v[block][1]
+
+
+class NumpyNet:
+    """Numpy forward of an :class:`~isac_opt.paper_a.unfold.model.UnfoldedAdmm` (``net``) or of the classical
+    solver with :class:`~isac_opt.paper_a.unfold.step.ConstantParams` (``params``) for the detection problem.
+
+    ``cfg`` (AdmmConfig) gives T, J, R, the DFP variant, the handler and update_phi.
+    """
+
+    def __init__(self, cfg, net=None, params=None):
+        if (net is None) == (params is None):
+            raise ValueError("NumpyNet: give exactly one of net, params")
+        if cfg.reset_beta:
+            raise ValueError("NumpyNet: reset_beta=True is not supported by the numpy engine")
+        self.cfg = cfg
+        self.params = _Mlps(net) if net is not None else _Const(params)
+        self.fast1 = True            # batch-1 specialisation (_Fast1); False: the batched code at B = 1
+        self.jit = HAVE_JIT          # every sample through the compiled kernel (fastnet_jit) when numba is there
+        self._tab = None
+
+    # ------------------------------------------------------------------------------------------
+    def forward(self, batch, state=None, layers=None):
+        """Run ``layers`` (default all T) from ``state`` (default ``batch.state0``, an AdmmState of torch
+        tensors); returns the final AdmmState as torch tensors (float64/complex128, CPU)."""
+        from ..unfold import AdmmState
+        st0 = state if state is not None else batch.state0
+        P = _Problem(batch)
+        S = {k: getattr(st0, k).detach().cpu().numpy().astype(
+            np.complex128 if getattr(st0, k).is_complex() else np.float64)
+            for k in ("x", "phi", "v", "vphi", "mu1", "mu2", "beta_x", "beta_phi", "rho")}
+        lay = range(self.cfg.T) if layers is None else layers
+        if self.jit:
+            self._forward_jit(P, S, lay)
+        elif P.A0.shape[0] == 1 and self.fast1:
+            _Fast1(self, batch).forward(S, lay)
+        else:
+            for t in lay:
+                self._layer(P, S, t)
+        dev = st0.x.device
+        return AdmmState(**{k: torch.as_tensor(v, device=dev) for k, v in S.items()})
+
+    # ------------------------------------------------------------------------------------------
+    def _tables(self):
+        """MLP tables of fastnet_jit.forward1: per block, dual (T, J) and step (T, J, R) constants (NaN where the
+        MLP must be evaluated) and the weights W1 (…, H, 2), b1 (…, H), W2 (…, H), b2 (…)."""
+        if self._tab is not None:
+            return self._tab
+        cfg = self.cfg
+        T, J, R = cfg.T, cfg.J, cfg.R
+        prm = self.params
+        if isinstance(prm, _Const):
+            H = 1
+        else:
+            H = next((p[1].size for d in prm.mlp.values() for p in d.values() if not isinstance(p, float)), 1)
+        tabs = []
+        for blk in ("x", "phi"):
+            for kind, shape in (("d", (J,)), ("s", (J, R))):
+                full = (T,) + shape
+                const = np.full(full, np.nan)
+                W1, b1 = np.zeros(full + (H, 2)), np.zeros(full + (H,))
+                W2, b2 = np.zeros(full + (H,)), np.zeros(full)
+                for t in range(T):
+                    for idx in np.ndindex(*shape):
+                        if isinstance(prm, _Const):
+                            const[(t,) + idx] = prm.v[blk][0 if kind == "d" else 1]
+                            continue
+                        p = prm.mlp[blk, t, kind][idx]
+                        if isinstance(p, float):
+                            const[(t,) + idx] = p
+                        else:
+                            W1[(t,) + idx], b1[(t,) + idx], W2[(t,) + idx], b2[(t,) + idx] = p[0].T, p[1], p[2], p[3]
+                tabs.append((const, W1, b1, W2, b2))
+        # order of forward1: dual x, dual φ, step x, step φ
+        self._tab = tabs[0] + tabs[2] + tabs[1] + tabs[3]
+        return self._tab
+
+    def _forward_jit(self, P, S, layers):
+        """Every sample through the compiled kernel in turn (at these sizes one compiled sample is cheaper than
+        its share of a batched numpy step)."""
+        from . import fastnet_jit
+        cfg = self.cfg
+        bins = np.asarray(P.bins_, dtype=np.int64)
+        lay = np.asarray(list(layers), dtype=np.int64)
+        sn, cs = (P.sin, P.cos) if P.ci else (0.0, 1.0)
+        tabs = self._tables()
+        keys = ("x", "phi", "v", "vphi", "mu1", "mu2", "beta_x", "beta_phi")
+        outs = {k: np.empty_like(S[k]) for k in keys}
+        c = np.ascontiguousarray
+        for i in range(P.A0.shape[0]):
+            prob = (c(P.A0[i]), c(P.Ar[i]), c(P.Ga[i]), c(P.B0[i]), c(P.Br[i]), c(P.Gb[i]), c(P.Hk[i]),
+                    c(P.Hrk[i]), c(P.Gu[i]), c(P.Sc[i]), bins)
+            out = fastnet_jit.forward1(
+                prob, *(c(S[k][i]) for k in keys), float(S["rho"][i]), lay, cfg.J, cfg.R,
+                {"identity": 0, "paper": 1, "standard": 2}[cfg.dfp_variant], cfg.handler == "alm",
+                cfg.update_phi, P.ci, float(cfg.amp_x), float(P.sc[i]), float(P.gscale[i]), sn, cs, *tabs)
+            for k, v in zip(keys, out):
+                outs[k][i] = v
+        S.update(outs)
+
+    def _layer(self, P, S, t):
+        cfg = self.cfg
+        rho = S["rho"]
+        rx = rho[:, None, None]
+        x, bx = self._block(P, S, "x", t)
+        S["x"], S["beta_x"] = x, bx
+        S["v"] = _proj(rx * x + S["mu1"], cfg.amp_x, x)
+        if cfg.update_phi:
+            phi, bp = self._block(P, S, "phi", t)
+            S["phi"], S["beta_phi"] = phi, bp
+            S["vphi"] = _proj(rho[:, None] * phi + S["mu2"], 1.0, phi)
+        S["mu1"] = S["mu1"] + rx * (S["x"] - S["v"])
+        S["mu2"] = S["mu2"] + rho[:, None] * (S["phi"] - S["vphi"])
+
+    def _block(self, P, S, blk, t):
+        cfg = self.cfg
+        alm = cfg.handler == "alm"
+        x, phi, rho = S["x"], S["phi"], S["rho"]
+        if blk == "x":
+            z, aux, mu, amp, beta = x, S["v"], S["mu1"], cfg.amp_x, S["beta_x"]
+            rho_c = rho[:, None, None]
+            legs = P.legs(phi)
+            gram = P.gram(legs[0])
+            ht = P.htil(phi) if P.ci else None
+            gu_u = None
+        else:
+            z, aux, mu, amp, beta = phi, S["vphi"], S["mu2"], 1.0, S["beta_phi"]
+            rho_c = rho[:, None]
+            gu_u = P.Gu @ x if P.ci else None                     # (B, N, L), fixed in the φ-block
+        mu_r = mu / rho_c
+        for j in range(cfg.J):
+            eta = None
+            if P.ci:
+                gval = P.g(z, ht) if blk == "x" else P.g(x, P.htil(z))
+                eta = self.params.dual(blk, t, j, gval, beta)
+                beta = np.maximum(beta + eta * gval, 0.0)
+
+            if blk == "x":
+                def lagr(zz, beta=beta, eta=eta):
+                    f, G = P.obj_x(zz, legs, gram)
+                    if P.ci:
+                        pv, cg = P.ci_x(zz, ht, beta, eta, alm)
+                        G = G + cg
+                        f = f + pv
+                    return f, G
+            else:
+                def lagr(zz, beta=beta, eta=eta):
+                    f, G = P.obj_phi(x, zz)
+                    if P.ci:
+                        pv, cg = P.ci_phi(x, zz, gu_u, beta, eta, alm)
+                        G = G + cg
+                        f = f + pv
+                    return f, G
+
+            def lagr_full(zz, lagr=lagr):
+                f, G = lagr(zz)
+                d0 = zz - aux
+                dz = d0 + mu_r
+                Lv = f + 0.5 * rho * _rdot(dz, dz)
+                return Lv, G + rho_c * d0 + mu
+
+            z = self._qn(z, lagr_full, lambda r, gn, lv, j=j: self.params.step(blk, t, j, r, gn, lv), amp)
+        return z, beta
+
+    def _qn(self, z, lagr, step_fn, amp):
+        """quasi_newton_block on complex vectors. H = I + U diag(s) Uᵀ in the real inner product of the
+        [Re; Im] stacking, which is the dot product of the float64 views (interleaved re/im) used here."""
+        R, variant = self.cfg.R, self.cfg.dfp_variant
+        B = z.shape[0]
+        e = (B,) + (1,) * (z.ndim - 1)
+        Lv, g = lagr(z)
+        d = g
+        dfp = variant != "identity"
+        if dfp:
+            n = z[0].size
+            U = np.zeros((B, 2 * (R - 1), 2 * n))       # factor columns, real views (B, k, 2n)
+            s = np.zeros((B, 2 * (R - 1)))
+        k = 0
+        for r in range(R):
+            gr = g.reshape(B, -1).view(np.float64)
+            gn = np.sqrt((gr * gr).sum(1))
+            tau = step_fn(r, gn, Lv)
+            znew = _proj(z - tau.reshape(e) * d, amp, z)
+            if r == R - 1:
+                return znew
+            Lv1, g1 = lagr(znew)
+            if dfp:
+                g1r = g1.reshape(B, -1).view(np.float64)
+                dr = d.reshape(B, -1).view(np.float64)
+                if k:
+                    c = (U[:, :k] @ g1r[:, :, None])[:, :, 0] * s[:, :k]
+                    Hg1 = g1r + (c[:, None, :] @ U[:, :k])[:, 0]
+                else:
+                    Hg1 = g1r
+                delta = znew.reshape(B, -1).view(np.float64) - z.reshape(B, -1).view(np.float64)
+                y = g1r - gr
+                Hy = Hg1 - dr
+                yd = (y * delta).sum(1)
+                dd = (delta * delta).sum(1)
+                yHy = (y * Hy).sum(1)
+                ok = (dd > 0) & (yd > gn * dd) & (yHy > 0)
+                yd_s = np.where(ok, yd, 1.0)
+                yHy_s = np.where(ok, yHy, 1.0)
+                okf = ok.astype(np.float64)
+                c2 = okf * yHy_s / (yd_s * yd_s) if variant == "paper" else okf / yd_s
+                c1 = -okf / yHy_s
+                U[:, k], U[:, k + 1] = Hy, delta
+                s[:, k], s[:, k + 1] = c1, c2
+                k += 2
+                dn = Hg1 + (c1 * (Hy * g1r).sum(1))[:, None] * Hy + (c2 * (delta * g1r).sum(1))[:, None] * delta
+                d = dn.view(np.complex128).reshape(z.shape)
+            else:
+                d = g1
+            z, g, Lv = znew, g1, Lv1
+        return z
+
+
+class _Problem:
+    """Numpy copy of a detection :class:`~isac_opt.paper_a.detect.core.Batch` (normalised units, A.7)."""
+
+    def __init__(self, batch):
+        p = batch.problem
+        c = lambda a: a.detach().cpu().numpy().astype(np.complex128)  # noqa: E731
+        self.A0, self.Ar, self.Ga = c(p.A0), c(p.Ar), c(p.Ga)
+        self.B0, self.Br, self.Gb = c(p.B0), c(p.Br), c(p.Gb)
+        self.Hk, self.Hrk, self.Gu, self.Sc = c(p.Hk), c(p.Hrk), c(p.Gu), c(p.Sc)
+        self.ScC = self.Sc.conj()
+        self.GaH = np.conj(np.swapaxes(self.Ga, -1, -2))
+        self.GbH = np.conj(np.swapaxes(self.Gb, -1, -2))
+        self.ArC, self.BrC, self.HrkC = self.Ar.conj(), self.Br.conj(), self.Hrk.conj()
+        self.fscale = p.fscale.detach().cpu().double().numpy()
+        self.gscale = p.gscale.detach().cpu().double().numpy()
+        self.gs = self.gscale[:, None, None]
+        self.ci = batch.constraint is not None
+        if self.ci:
+            th = math.pi / p.scn.psk_order
+            self.sin, self.cos = math.sin(th), math.cos(th)
+        Q1 = self.A0.shape[1]
+        self.Q = Q1 - 1
+        self.bins_ = tuple(int(d) for d in p.bins)
+        L = p.scn.L
+        bins = np.asarray(p.bins)
+        ll = np.arange(L)
+        ir = ll[None] - bins[:, None]
+        il = ll[None] + bins[:, None]
+        self.rows = np.arange(Q1)[:, None]
+        self.ir, self.okr = np.clip(ir, 0, None), (ir >= 0).astype(np.float64)
+        self.il, self.okl = np.clip(il, None, L - 1), (il < L).astype(np.float64)
+        self.eye = np.eye(self.Q)
+        self.sc = -self.fscale                                   # f = −F·fscale
+        self.cs2 = (2.0 * self.sc)[:, None]
+
+    # legs and structures ---------------------------------------------------------------------
+    def legs(self, phi):
+        a = self.A0 + (self.Ar * phi[:, None, :]) @ self.Ga
+        b = self.B0 + (self.Br * phi[:, None, :]) @ self.Gb
+        return a, b
+
+    @staticmethod
+    def gram(a):
+        return a.conj() @ np.swapaxes(a, -1, -2)
+
+    def htil(self, phi):
+        return self.Hk + (self.Hrk * phi[:, None, :]) @ self.Gu
+
+    # SINR objective (SinrObjective.value_grad) ---------------------------------------------------
+    def _core(self, u, a, b, A):
+        t = (b @ u)[:, self.rows, self.ir] * self.okr
+        P = A * (t.conj() @ np.swapaxes(t, -1, -2))
+        if self.Q > 0:
+            Gam = P[:, 1:, 1:]
+            r = P[:, 1:, 0]
+            w = np.linalg.solve(self.eye + Gam, r[..., None])[..., 0]
+            F = P[:, 0, 0].real - (r.conj() * w).sum(-1).real
+            uq = P[:, 0, 1:] - (w.conj()[:, None, :] @ Gam)[:, 0, :]
+            B = P.shape[0]
+            one = np.ones((B, 1), dtype=P.dtype)
+            coef_m = np.concatenate([one, -w], axis=1)
+            coef_g = np.concatenate([one, -uq], axis=1)
+        else:
+            F = P[:, 0, 0].real
+            coef_m = coef_g = np.ones((P.shape[0], 1), dtype=P.dtype)
+        Mm = np.swapaxes(a * coef_m[:, :, None], -1, -2) @ t
+        cg = self.cs2 * coef_g
+        return F, t, Mm, cg
+
+    def obj_x(self, u, legs, A):
+        a, b = legs
+        F, t, Mm, cg = self._core(u, a, b, A)
+        Gt = cg[:, :, None] * (a.conj() @ Mm)
+        Gts = Gt[:, self.rows, self.il] * self.okl
+        return F * self.sc, np.conj(np.swapaxes(b, -1, -2)) @ Gts
+
+    def obj_phi(self, u, phi):
+        a, b = self.legs(phi)
+        F, t, Mm, cg = self._core(u, a, b, self.gram(a))
+        Gt = cg[:, :, None] * (a.conj() @ Mm)
+        Gts = Gt[:, self.rows, self.il] * self.okl
+        Ga_ = cg[:, :, None] * (t.conj() @ np.swapaxes(Mm, -1, -2))
+        Gb_ = Gts @ np.conj(np.swapaxes(u, -1, -2))
+        Gphi = (self.ArC * (Ga_ @ self.GaH)).sum(1) + (self.BrC * (Gb_ @ self.GbH)).sum(1)
+        return F * self.sc, Gphi
+
+    # CI constraint (CIConstraint.g / g_vjp) --------------------------------------------------------
+    def g(self, u, ht):
+        zt = (ht @ u) * self.Sc
+        return self.gs * (1.0 - (self.sin * zt.real - self.cos * np.abs(zt.imag)))
+
+    def _pen(self, u, ht, beta, eta, alm):
+        zt = (ht @ u) * self.Sc
+        g = self.gs * (1.0 - (self.sin * zt.real - self.cos * np.abs(zt.imag)))
+        if alm:
+            val, W = (beta * g).sum(axis=(-1, -2)), beta
+        else:
+            h = np.maximum(eta * g + beta, 0.0)
+            val, W = (h * h / (2.0 * eta)).sum(axis=(-1, -2)), h
+        Wc = (W * self.gs) * (-self.sin + 1j * (self.cos * np.sign(zt.imag))) * self.ScC
+        return val, Wc
+
+    def ci_x(self, u, ht, beta, eta, alm):
+        val, Wc = self._pen(u, ht, beta, eta, alm)
+        return val, np.conj(np.swapaxes(ht, -1, -2)) @ Wc
+
+    def ci_phi(self, u, phi, gu_u, beta, eta, alm):
+        val, Wc = self._pen(u, self.htil(phi), beta, eta, alm)
+        return val, (self.HrkC * (Wc @ np.conj(np.swapaxes(gu_u, -1, -2)))).sum(1)
+
+
+def _mvdr_small(Pl, Q):
+    """From the (Q+1)×(Q+1) Gram P (nested Python lists): w = (I + Γ)⁻¹ r, F = P₀₀ − rᴴw and
+    u_q = P₀q − wᴴΓ_{:,q}, with Γ = P[1:, 1:], r = P[1:, 0] [spec A.7]. I + Γ is Hermitian positive definite
+    (Γ is a Hadamard product of two Gram matrices), so Gaussian elimination needs no pivoting; on Python
+    complex scalars it is cheaper than a LAPACK call at Q ≤ 4."""
+    A = [[(1.0 if i == j else 0.0) + Pl[i + 1][j + 1] for j in range(Q)] + [Pl[i + 1][0]] for i in range(Q)]
+    for c in range(Q):
+        Ac = A[c]
+        inv = 1.0 / Ac[c]
+        for i in range(c + 1, Q):
+            Ai = A[i]
+            f = Ai[c] * inv
+            for jj in range(c, Q + 1):
+                Ai[jj] -= f * Ac[jj]
+    w = [0j] * Q
+    for i in range(Q - 1, -1, -1):
+        Ai = A[i]
+        acc = Ai[Q]
+        for jj in range(i + 1, Q):
+            acc -= Ai[jj] * w[jj]
+        w[i] = acc / Ai[i]
+    F = Pl[0][0].real
+    for i in range(Q):
+        F -= (Pl[i + 1][0].conjugate() * w[i]).real
+    wc = [v.conjugate() for v in w]
+    uq = []
+    for q in range(Q):
+        acc = Pl[0][q + 1]
+        for i in range(Q):
+            acc -= wc[i] * Pl[i + 1][q + 1]
+        uq.append(acc)
+    return w, F, uq
+
+
+class _Fast1:
+    """Batch-1 specialisation of :class:`NumpyNet`: 2-D arrays and Python scalars, block invariants hoisted,
+    delays as single gathers from zero-padded buffers, and — with the ALM handler — the CI term skipped
+    while every multiplier is 0 (its value and gradient are then exactly 0) and otherwise reduced to
+    precomputed β-weighted arrays (β is fixed within an ALM iteration)."""
+
+    def __init__(self, net: "NumpyNet", batch):
+        P = _Problem(batch)
+        self.net, self.cfg = net, net.cfg
+        self.ci = P.ci
+        sq = lambda a: np.ascontiguousarray(a[0])  # noqa: E731
+        self.A0, self.Ar, self.Ga = sq(P.A0), sq(P.Ar), sq(P.Ga)
+        self.B0, self.Br, self.Gb = sq(P.B0), sq(P.Br), sq(P.Gb)
+        self.Hk, self.Hrk, self.Gu, self.Sc = sq(P.Hk), sq(P.Hrk), sq(P.Gu), sq(P.Sc)
+        self.GaH, self.GbH, self.GuH = self.Ga.conj().T.copy(), self.Gb.conj().T.copy(), self.Gu.conj().T.copy()
+        self.ArC, self.BrC, self.HrkC = self.Ar.conj(), self.Br.conj(), self.Hrk.conj()
+        self.Q1 = self.A0.shape[0]
+        self.Q = self.Q1 - 1
+        # b and h̃' share their RIS matrix (G) in both leg models: one product for both
+        self.shared = bool(np.array_equal(self.Gb, self.Gu))
+        if self.shared:
+            self.BH0 = np.vstack([self.B0, self.Hk])
+            self.BHr = np.vstack([self.Br, self.Hrk])
+            self.BHrC = self.BHr.conj()
+        L = P.okr.shape[1]
+        self.L = L
+        bins = np.asarray(batch.problem.bins)[:, None]
+        ll = np.arange(L)[None]
+        rows = np.arange(self.Q1)[:, None] * 2 * L
+        # delays as gathers from (Q+1, 2L) buffers whose unused half stays 0:
+        # right shift t[i, l] = bu[i, l − d_i] (bu stored in columns L..2L−1), left shift
+        # Gts[i, l] = Gt[i, l + d_i] (Gt stored in columns 0..L−1); out-of-range reads land on zeros.
+        self.idx_r = rows + L + ll - bins
+        self.idx_l = rows + ll + bins
+        self.sc = float(P.sc[0])
+        self.cs2 = 2.0 * self.sc
+        self.gs = float(P.gscale[0])
+        if self.ci:
+            self.sin, self.cos = P.sin, P.cos
+            self.gsin, self.gcos = self.gs * P.sin, self.gs * P.cos
+        self.ScC = self.Sc.conj()
+
+    # ------------------------------------------------------------------------------------------
+    def legs(self, phi):
+        a = self.A0 + (self.Ar * phi) @ self.Ga
+        if self.shared:
+            bh = self.BH0 + (self.BHr * phi) @ self.Gb
+            return a, bh[:self.Q1], bh[self.Q1:]
+        return a, self.B0 + (self.Br * phi) @ self.Gb, self.Hk + (self.Hrk * phi) @ self.Gu
+
+    def _core(self, u, a, ac, b, A, bufr, bufl):
+        """SinrObjective.value_grad's structured pieces: F, t, M_m, the scaled coefficients cg, J_dᵀG_t."""
+        L = self.L
+        np.matmul(b, u, out=bufr[:, L:])
+        t = bufr.ravel()[self.idx_r]
+        P = A * (t.conj() @ t.T)
+        if self.Q > 0:
+            w, F, uq = _mvdr_small(P.tolist(), self.Q)
+            cs2 = self.cs2
+            coef_m = np.array([1.0] + [-v for v in w])
+            cg = np.array([cs2] + [-cs2 * v for v in uq])
+        else:
+            F = P[0, 0].real
+            coef_m = np.ones(1, dtype=complex)
+            cg = np.full(1, self.cs2, dtype=complex)
+        Mm = (a.T * coef_m) @ t
+        np.matmul(cg[:, None] * ac, Mm, out=bufl[:, :L])
+        return F, t, Mm, cg, bufl.ravel()[self.idx_l]
+
+    # ------------------------------------------------------------------------------------------
+    def forward(self, S, layers):
+        for t in layers:
+            self._layer(S, t)
+        return S
+
+    def _layer(self, S, t):
+        cfg = self.cfg
+        rho = float(S["rho"][0])
+        x, bx = self._xblock(S, t, rho)
+        S["x"], S["beta_x"] = x[None], bx[None]
+        S["v"] = _proj(rho * S["x"] + S["mu1"], cfg.amp_x, S["x"])
+        if cfg.update_phi:
+            phi, bp = self._phiblock(S, t, rho)
+            S["phi"], S["beta_phi"] = phi[None], bp[None]
+            S["vphi"] = _proj(rho * S["phi"] + S["mu2"], 1.0, S["phi"])
+        S["mu1"] = S["mu1"] + rho * (S["x"] - S["v"])
+        S["mu2"] = S["mu2"] + rho * (S["phi"] - S["vphi"])
+
+    def _ci_terms(self, beta, eta, alm):
+        """Per-ALM-iteration constants of the CI term, or None when it is exactly 0 (ALM, β = 0).
+        Returns (pen(zt) → (value, W ⊙ ∂), ...) as a closure over precomputed arrays."""
+        gs, gsin, gcos = self.gs, self.gsin, self.gcos
+        if alm:
+            if not beta.any():
+                return None
+            c0 = gs * float(beta.sum())
+            bsin, bcos = beta * gsin, beta * gcos
+            Wb = beta * gs * self.ScC
+            Wb1, Wb2 = -self.sin * Wb, 1j * self.cos * Wb
+
+            def pen(zt):
+                zi = zt.imag
+                # Σ β g̃ with g̃ = gs − gs sinΘ Re z̃ + gs cosΘ |Im z̃|
+                val = c0 - float(np.vdot(bsin, zt.real)) + float(np.vdot(bcos, np.abs(zi)))
+                return val, Wb1 + Wb2 * np.sign(zi)
+        else:
+            def pen(zt):
+                zi = zt.imag
+                g = gs - (gsin * zt.real - gcos * np.abs(zi))
+                h = np.maximum(eta * g + beta, 0.0)
+                W = h * gs * self.ScC
+                return float((h * h).sum()) / (2.0 * eta) if np.ndim(eta) == 0 else float((h * h / (2.0 * eta)).sum()), \
+                    -self.sin * W + (1j * self.cos) * W * np.sign(zi)
+        return pen
+
+    def _xblock(self, S, t, rho):
+        cfg, prm = self.cfg, self.net.params
+        alm = cfg.handler == "alm"
+        z, aux, mu, beta = S["x"][0], S["v"][0], S["mu1"][0], S["beta_x"][0]
+        phi = S["phi"][0]
+        a, b, ht = self.legs(phi)
+        ac = a.conj()
+        A = ac @ a.T
+        bH = b.conj().T.copy()
+        htH = ht.conj().T.copy()
+        Sc = self.Sc
+        mu_r = mu / rho
+        sc = self.sc
+        bufr = np.zeros((self.Q1, 2 * self.L), dtype=complex)
+        bufl = np.zeros((self.Q1, 2 * self.L), dtype=complex)
+        for j in range(cfg.J):
+            pen = None
+            if self.ci:
+                zt = (ht @ z) * Sc
+                gval = self.gs - (self.gsin * zt.real - self.gcos * np.abs(zt.imag))
+                eta = prm.dual("x", t, j, gval[None], beta[None])[0]
+                beta = np.maximum(beta + eta * gval, 0.0)
+                pen = self._ci_terms(beta, eta, alm)
+
+            def lagr(zz, pen=pen):
+                F, _, _, _, Gts = self._core(zz, a, ac, b, A, bufr, bufl)
+                G = bH @ Gts
+                f = F * sc
+                if pen is not None:
+                    pv, Wc = pen((ht @ zz) * Sc)
+                    G = G + htH @ Wc
+                    f = f + pv
+                dz = zz - aux + mu_r
+                return f + 0.5 * rho * np.vdot(dz, dz).real, G + rho * dz
+
+            z = self._qn(z, lagr, "x", t, j, cfg.amp_x)
+        return z, beta
+
+    def _phiblock(self, S, t, rho):
+        cfg, prm = self.cfg, self.net.params
+        alm = cfg.handler == "alm"
+        z, aux, mu, beta = S["phi"][0], S["vphi"][0], S["mu2"][0], S["beta_phi"][0]
+        u = S["x"][0]
+        uH = u.conj().T.copy()
+        Sc = self.Sc
+        mu_r = mu / rho
+        sc = self.sc
+        bufr = np.zeros((self.Q1, 2 * self.L), dtype=complex)
+        bufl = np.zeros((self.Q1, 2 * self.L), dtype=complex)
+        for j in range(cfg.J):
+            pen = None
+            if self.ci:
+                zt = ((self.Hk + (self.Hrk * z) @ self.Gu) @ u) * Sc
+                gval = self.gs - (self.gsin * zt.real - self.gcos * np.abs(zt.imag))
+                eta = prm.dual("phi", t, j, gval[None], beta[None])[0]
+                beta = np.maximum(beta + eta * gval, 0.0)
+                pen = self._ci_terms(beta, eta, alm)
+
+            def lagr(zz, pen=pen):
+                a, b, ht = self.legs(zz)
+                ac = a.conj()
+                F, tt, Mm, cg, Gts = self._core(u, a, ac, b, ac @ a.T, bufr, bufl)
+                f = F * sc
+                Ga_ = cg[:, None] * (tt.conj() @ Mm.T)
+                Gb_ = Gts @ uH
+                if pen is not None:
+                    pv, Wc = pen((ht @ u) * Sc)
+                    f = f + pv
+                    if self.shared:
+                        G = (self.ArC * (Ga_ @ self.GaH)).sum(0) + \
+                            (self.BHrC * (np.vstack([Gb_, Wc @ uH]) @ self.GbH)).sum(0)
+                    else:
+                        G = (self.ArC * (Ga_ @ self.GaH)).sum(0) + (self.BrC * (Gb_ @ self.GbH)).sum(0) + \
+                            (self.HrkC * ((Wc @ uH) @ self.GuH)).sum(0)
+                else:
+                    G = (self.ArC * (Ga_ @ self.GaH)).sum(0) + (self.BrC * (Gb_ @ self.GbH)).sum(0)
+                dz = zz - aux + mu_r
+                return f + 0.5 * rho * np.vdot(dz, dz).real, G + rho * dz
+
+            z = self._qn(z, lagr, "phi", t, j, 1.0)
+        return z, beta
+
+    def _qn(self, z, lagr, blk, t, j, amp):
+        """quasi_newton_block for one sample: real inner products are dot products of float64 views."""
+        R, variant = self.cfg.R, self.cfg.dfp_variant
+        step = self.net.params.step1
+        Lv, g = lagr(z)
+        d = g
+        dfp = variant != "identity"
+        if dfp:
+            U = np.zeros((2 * (R - 1), 2 * z.size))
+            s = np.zeros(2 * (R - 1))
+        k = 0
+        zr = z.ravel().view(np.float64)
+        gr = g.ravel().view(np.float64)
+        for r in range(R):
+            gn = math.sqrt(gr @ gr)
+            znew = _proj(z - step(blk, t, j, r, gn, Lv) * d, amp, z)
+            if r == R - 1:
+                return znew
+            Lv1, g1 = lagr(znew)
+            g1r = g1.ravel().view(np.float64)
+            znr = znew.ravel().view(np.float64)
+            if dfp:
+                if k:
+                    Uk = U[:k]
+                    Hg1 = g1r + ((Uk @ g1r) * s[:k]) @ Uk
+                else:
+                    Hg1 = g1r
+                Hy, delta = U[k], U[k + 1]
+                np.subtract(Hg1, d.ravel().view(np.float64), out=Hy)       # H y = H g₁ − H g
+                np.subtract(znr, zr, out=delta)
+                U2 = U[k:k + 2]
+                yHy, yd = (U2 @ (g1r - gr)).tolist()                         # Hy·y, δ·y
+                dd = float(delta @ delta)
+                if dd > 0 and yd > gn * dd and yHy > 0:                     # (28) + guards
+                    c1 = -1.0 / yHy
+                    c2 = yHy / (yd * yd) if variant == "paper" else 1.0 / yd
+                    s[k], s[k + 1] = c1, c2
+                    e1, e2 = (U2 @ g1r).tolist()                             # Hy·g₁, δ·g₁
+                    d = (Hg1 + np.array([c1 * e1, c2 * e2]) @ U2).view(np.complex128).reshape(z.shape)
+                else:                       # skipped: zero coefficients, H unchanged
+                    d = Hg1.view(np.complex128).reshape(z.shape)
+                k += 2
+            else:
+                d = g1
+            z, zr, g, gr, Lv = znew, znr, g1, g1r, Lv1
+        return z
+
+
+def numpy_forward(batch, cfg, net=None, params=None, layers=None, state=None):
+    """Convenience: ``NumpyNet(cfg, net, params).forward(batch, state, layers)``."""
+    return NumpyNet(cfg, net=net, params=params).forward(batch, state=state, layers=layers)

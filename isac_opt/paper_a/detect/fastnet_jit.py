@@ -1,0 +1,434 @@
+"""Compiled (numba) batch-1 forward of the detection network / classical solver [spec A.6 (25)–(37), A.7].
+
+The same iterates as :class:`~isac_opt.paper_a.detect.fastnet.NumpyNet` (and hence as the torch
+:func:`~isac_opt.paper_a.unfold.step.admm_layer`), for one realisation, written as explicit loops over the
+tiny matrices of the detection problem (M × L waveform, Q + 1 legs, K users, N RIS elements), compiled once
+by numba (``cache=True``: later processes load the machine code). At batch 1 the numpy engine is bound by
+≈ 1 µs per array call (≈ 50 calls per inner step); here an inner step is a few thousand flops.
+
+Used by :class:`~isac_opt.paper_a.detect.fastnet.NumpyNet` at batch 1 when numba is installed
+(``isac_opt.paper_a.detect.fastnet.HAVE_JIT``); otherwise the numpy batch-1 code runs. Tested against the
+torch step function layer by layer (tests/test_fastnet.py).
+
+Conventions: complex128 / float64; z flattened per block (x: M·L, φ: N); real inner products of the
+[Re; Im] stacking = Σ Re(conj(a) b). MLP tables per (t, j[, r]): W1 (H, 2), b1 (H), W2 (H), b2, and a
+``const`` table (NaN = evaluate the MLP, else its exact constant output when W2 = 0).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = ["forward1"]
+
+
+@njit(cache=True)
+def _softplus(x):
+    return x if x > 20.0 else math.log1p(math.exp(x))
+
+
+@njit(cache=True)
+def _mlp(W1, b1, W2, b2, f0, f1):
+    o = b2
+    acc = 0.0
+    for h in range(W1.shape[0]):
+        acc += math.tanh(f0 * W1[h, 0] + f1 * W1[h, 1] + b1[h]) * W2[h]
+    return _softplus(acc + o)
+
+
+@njit(cache=True)
+def _rdot(a, b):
+    s = 0.0
+    for i in range(a.size):
+        s += a[i].real * b[i].real + a[i].imag * b[i].imag
+    return s
+
+
+@njit(cache=True)
+def _sgn(v):
+    return 1.0 if v > 0 else (-1.0 if v < 0 else 0.0)
+
+
+@njit(cache=True)
+def _leg(X0, Xr, G, phi):
+    """X0 + (Xr ⊙ φ) G : (R, M)."""
+    R, M = X0.shape
+    N = Xr.shape[1]
+    out = X0.copy()
+    for i in range(R):
+        for n in range(N):
+            c = Xr[i, n] * phi[n]
+            for m in range(M):
+                out[i, m] += c * G[n, m]
+    return out
+
+
+@njit(cache=True)
+def _gram(a):
+    Q1, M = a.shape
+    A = np.empty((Q1, Q1), dtype=np.complex128)
+    for i in range(Q1):
+        for j in range(Q1):
+            s = 0j
+            for m in range(M):
+                s += a[i, m].conjugate() * a[j, m]
+            A[i, j] = s
+    return A
+
+
+@njit(cache=True)
+def _core(u, a, b, A, bins, cs2):
+    """SinrObjective.value_grad pieces for u (M, L): F, t (Q1, L), M_m (M, L), cg (Q1), J_dᵀG_t (Q1, L)."""
+    Q1, M = a.shape
+    L = u.shape[1]
+    Q = Q1 - 1
+    t = np.zeros((Q1, L), dtype=np.complex128)
+    for i in range(Q1):
+        d = bins[i]
+        for l in range(d, L):
+            s = 0j
+            for m in range(M):
+                s += b[i, m] * u[m, l - d]
+            t[i, l] = s
+    P = np.empty((Q1, Q1), dtype=np.complex128)
+    for i in range(Q1):
+        for j in range(Q1):
+            s = 0j
+            for l in range(L):
+                s += t[i, l].conjugate() * t[j, l]
+            P[i, j] = A[i, j] * s
+    # w = (I + Γ)⁻¹ r, Γ = P[1:, 1:] Hermitian PSD: elimination without pivoting
+    Aug = np.empty((Q, Q + 1), dtype=np.complex128)
+    for i in range(Q):
+        for j in range(Q):
+            Aug[i, j] = P[i + 1, j + 1] + (1.0 if i == j else 0.0)
+        Aug[i, Q] = P[i + 1, 0]
+    for c in range(Q):
+        inv = 1.0 / Aug[c, c]
+        for i in range(c + 1, Q):
+            f = Aug[i, c] * inv
+            for jj in range(c, Q + 1):
+                Aug[i, jj] -= f * Aug[c, jj]
+    w = np.zeros(Q, dtype=np.complex128)
+    for i in range(Q - 1, -1, -1):
+        acc = Aug[i, Q]
+        for jj in range(i + 1, Q):
+            acc -= Aug[i, jj] * w[jj]
+        w[i] = acc / Aug[i, i]
+    F = P[0, 0].real
+    for i in range(Q):
+        F -= (P[i + 1, 0].conjugate() * w[i]).real
+    coef_m = np.empty(Q1, dtype=np.complex128)
+    cg = np.empty(Q1, dtype=np.complex128)
+    coef_m[0] = 1.0
+    cg[0] = cs2
+    for q in range(Q):
+        acc = P[0, q + 1]
+        for i in range(Q):
+            acc -= w[i].conjugate() * P[i + 1, q + 1]
+        coef_m[q + 1] = -w[q]
+        cg[q + 1] = -cs2 * acc
+    Mm = np.zeros((M, L), dtype=np.complex128)
+    for i in range(Q1):
+        for m in range(M):
+            c = a[i, m] * coef_m[i]
+            for l in range(L):
+                Mm[m, l] += c * t[i, l]
+    Gts = np.zeros((Q1, L), dtype=np.complex128)
+    for i in range(Q1):
+        d = bins[i]
+        for l in range(L - d):
+            s = 0j
+            for m in range(M):
+                s += a[i, m].conjugate() * Mm[m, l + d]
+            Gts[i, l] = cg[i] * s
+    return F, t, Mm, cg, Gts
+
+
+@njit(cache=True)
+def _ci(uz, ht, Sc, beta, eta, alm, gs, sn, cs):
+    """CI penalty value and weights Wc (K, L) = W·gs·(−sinΘ + j cosΘ sgn Im z̃)·conj(S) at u (zt = (h̃'u)⊙S)."""
+    K, M = ht.shape
+    L = uz.shape[1]
+    val = 0.0
+    Wc = np.empty((K, L), dtype=np.complex128)
+    for k in range(K):
+        for l in range(L):
+            s = 0j
+            for m in range(M):
+                s += ht[k, m] * uz[m, l]
+            zt = s * Sc[k, l]
+            g = gs * (1.0 - (sn * zt.real - cs * abs(zt.imag)))
+            if alm:
+                W = beta[k, l]
+                val += W * g
+            else:
+                h = max(eta[k, l] * g + beta[k, l], 0.0)
+                val += h * h / (2.0 * eta[k, l])
+                W = h
+            Wc[k, l] = (W * gs) * complex(-sn, cs * _sgn(zt.imag)) * Sc[k, l].conjugate()
+    return val, Wc
+
+
+@njit(cache=True)
+def _gvals(uz, ht, Sc, gs, sn, cs):
+    K, M = ht.shape
+    L = uz.shape[1]
+    g = np.empty((K, L))
+    for k in range(K):
+        for l in range(L):
+            s = 0j
+            for m in range(M):
+                s += ht[k, m] * uz[m, l]
+            zt = s * Sc[k, l]
+            g[k, l] = gs * (1.0 - (sn * zt.real - cs * abs(zt.imag)))
+    return g
+
+
+@njit(cache=True)
+def _lagr(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho, sc, cs2, gs, sn, cs):
+    """Lagrangian value and gradient G = 2∂/∂z* of block ``mode`` (0: x with φ fixed, 1: φ with x fixed)."""
+    A0, Ar, Ga, B0, Br, Gb, Hk, Hrk, Gu, Sc, bins = prob
+    if mode == 0:
+        a, b, ht, A = fix[0], fix[1], fix[2], fix[3]
+        u = zf.reshape((shape0, shape1))
+        F, t, Mm, cg, Gts = _core(u, a, b, A, bins, cs2)
+        Q1, M = b.shape
+        L = u.shape[1]
+        G = np.zeros((M, L), dtype=np.complex128)
+        for i in range(Q1):
+            for m in range(M):
+                c = b[i, m].conjugate()
+                for l in range(L):
+                    G[m, l] += c * Gts[i, l]
+        f = F * sc
+        if use_ci:
+            pv, Wc = _ci(u, ht, Sc, beta, eta, alm, gs, sn, cs)
+            f += pv
+            K = ht.shape[0]
+            for k in range(K):
+                for m in range(M):
+                    c = ht[k, m].conjugate()
+                    for l in range(L):
+                        G[m, l] += c * Wc[k, l]
+        Gf = G.reshape(zf.size)
+    else:
+        u, uH_unused, GuU = fix[0], fix[1], fix[2]
+        phi = zf
+        a = _leg(A0, Ar, Ga, phi)
+        b = _leg(B0, Br, Gb, phi)
+        F, t, Mm, cg, Gts = _core(u, a, b, _gram(a), bins, cs2)
+        Q1, M = a.shape
+        L = u.shape[1]
+        N = phi.size
+        Ga_ = np.empty((Q1, M), dtype=np.complex128)
+        Gb_ = np.empty((Q1, M), dtype=np.complex128)
+        for i in range(Q1):
+            for m in range(M):
+                s1 = 0j
+                s2 = 0j
+                for l in range(L):
+                    s1 += t[i, l].conjugate() * Mm[m, l]
+                    s2 += Gts[i, l] * u[m, l].conjugate()
+                Ga_[i, m] = cg[i] * s1
+                Gb_[i, m] = s2
+        Gf = np.zeros(N, dtype=np.complex128)
+        for n in range(N):
+            s = 0j
+            for i in range(Q1):
+                sa = 0j
+                sb = 0j
+                for m in range(M):
+                    sa += Ga_[i, m] * Ga[n, m].conjugate()
+                    sb += Gb_[i, m] * Gb[n, m].conjugate()
+                s += Ar[i, n].conjugate() * sa + Br[i, n].conjugate() * sb
+            Gf[n] = s
+        f = F * sc
+        if use_ci:
+            ht = _leg(Hk, Hrk, Gu, phi)
+            pv, Wc = _ci(u, ht, Sc, beta, eta, alm, gs, sn, cs)
+            f += pv
+            K = ht.shape[0]
+            for n in range(N):
+                s = 0j
+                for k in range(K):
+                    acc = 0j
+                    for l in range(L):
+                        acc += Wc[k, l] * GuU[n, l].conjugate()
+                    s += Hrk[k, n].conjugate() * acc
+                Gf[n] += s
+    quad = 0.0
+    for i in range(zf.size):
+        d0 = zf[i] - aux[i]
+        dz = d0 + mu[i] / rho
+        quad += dz.real * dz.real + dz.imag * dz.imag
+        Gf[i] += rho * d0 + mu[i]
+    return f + 0.5 * rho * quad, Gf
+
+
+@njit(cache=True)
+def _proj(z, amp, ref):
+    out = np.empty_like(z)
+    for i in range(z.size):
+        mag = abs(z[i])
+        if mag > 0:
+            out[i] = (amp / mag) * z[i] if amp != 1.0 else z[i] / mag
+        else:
+            rm = abs(ref[i])
+            out[i] = amp * (ref[i] / rm if rm > 0 else 1.0 + 0j)
+    return out
+
+
+@njit(cache=True)
+def _qn(mode, z, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho, sc, cs2, gs, sn, cs,
+        R, variant, amp, sconst, sW1, sb1, sW2, sb2):
+    """R projected DFP (29a) steps (quasi_newton_block) with the compact factor H = I + Σ s_k U_k U_kᵀ."""
+    n = z.size
+    Lv, g = _lagr(mode, z, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho, sc, cs2, gs, sn, cs)
+    d = g.copy()
+    kmax = 2 * (R - 1) if R > 1 else 1
+    U = np.zeros((kmax, n), dtype=np.complex128)
+    s = np.zeros(kmax)
+    k = 0
+    for r in range(R):
+        gn = math.sqrt(_rdot(g, g))
+        tau = sconst[r]
+        if tau != tau:                               # NaN: evaluate the MLP of step r
+            tau = _mlp(sW1[r], sb1[r], sW2[r], sb2[r], math.log10(gn + 1e-30), math.log10(abs(Lv) + 1e-30))
+        znew = _proj(z - tau * d, amp, z)
+        if r == R - 1:
+            return znew
+        Lv1, g1 = _lagr(mode, znew, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho, sc, cs2,
+                        gs, sn, cs)
+        if variant > 0:
+            Hg1 = g1.copy()
+            for kk in range(k):
+                c = s[kk] * _rdot(U[kk], g1)
+                if c != 0.0:
+                    Hg1 += c * U[kk]
+            Hy = Hg1 - d
+            delta = znew - z
+            y = g1 - g
+            yd = _rdot(y, delta)
+            dd = _rdot(delta, delta)
+            yHy = _rdot(y, Hy)
+            U[k] = Hy
+            U[k + 1] = delta
+            if dd > 0 and yd > gn * dd and yHy > 0:
+                c1 = -1.0 / yHy
+                c2 = yHy / (yd * yd) if variant == 1 else 1.0 / yd
+                s[k] = c1
+                s[k + 1] = c2
+                d = Hg1 + (c1 * _rdot(Hy, g1)) * Hy + (c2 * _rdot(delta, g1)) * delta
+            else:
+                d = Hg1
+            k += 2
+        else:
+            d = g1
+        z, g, Lv = znew, g1, Lv1
+    return z
+
+
+@njit(cache=True)
+def forward1(prob, x, phi, v, vphi, mu1, mu2, beta_x, beta_phi, rho, layers, J, R, variant, alm, update_phi,
+             use_ci, amp_x, sc, gs, sn, cs,
+             dconst_x, dW1_x, db1_x, dW2_x, db2_x, dconst_p, dW1_p, db1_p, dW2_p, db2_p,
+             sconst_x, sW1_x, sb1_x, sW2_x, sb2_x, sconst_p, sW1_p, sb1_p, sW2_p, sb2_p):
+    """Run ``layers`` (int array of layer indices) from the state; arrays are updated in place and returned.
+    x (M, L), φ (N,), β (K, L) for one realisation; MLP tables indexed [t, j(, r)]."""
+    A0, Ar, Ga, B0, Br, Gb, Hk, Hrk, Gu, Sc, bins = prob
+    M, L = x.shape
+    K = Hk.shape[0]
+    cs2 = 2.0 * sc
+    for t in layers:
+        # ---- x-block (φ fixed): legs, Gram and h̃' once
+        a = _leg(A0, Ar, Ga, phi)
+        b = _leg(B0, Br, Gb, phi)
+        ht = _leg(Hk, Hrk, Gu, phi)
+        fixx = (a, b, ht, _gram(a))
+        z = x.reshape(M * L).copy()
+        aux = v.reshape(M * L).copy()
+        mu = mu1.reshape(M * L).copy()
+        beta = beta_x.copy()
+        for j in range(J):
+            eta = np.zeros((K, L))
+            if use_ci:
+                gval = _gvals(z.reshape((M, L)), ht, Sc, gs, sn, cs)
+                for k in range(K):
+                    for l in range(L):
+                        e = dconst_x[t, j]
+                        if e != e:
+                            bb = beta[k, l]
+                            e = _mlp(dW1_x[t, j], db1_x[t, j], dW2_x[t, j], db2_x[t, j], gval[k, l], bb)
+                        eta[k, l] = e
+                        beta[k, l] = max(beta[k, l] + e * gval[k, l], 0.0)
+            act = use_ci and ((not alm) or np.any(beta != 0.0))
+            z = _qn(0, z, M, L, prob, fixx, beta, eta, act, alm, aux, mu, rho, sc,
+                    cs2, gs, sn, cs, R, variant, amp_x, sconst_x[t, j], sW1_x[t, j], sb1_x[t, j], sW2_x[t, j],
+                    sb2_x[t, j])
+        x = z.reshape((M, L)).copy()
+        beta_x = beta
+        v = _proj((rho * x + mu1).reshape(M * L), amp_x, x.reshape(M * L)).reshape((M, L))
+        # ---- φ-block (x fixed)
+        if update_phi:
+            N = phi.size
+            GuU = np.zeros((N, L), dtype=np.complex128)
+            for nn in range(N):
+                for m in range(M):
+                    c = Gu[nn, m]
+                    for l in range(L):
+                        GuU[nn, l] += c * x[m, l]
+            fixp = (x, x, GuU, GuU[:1, :1].copy())
+            z = phi.copy()
+            beta = beta_phi.copy()
+            for j in range(J):
+                eta = np.zeros((K, L))
+                if use_ci:
+                    gval = _gvals(x, _leg(Hk, Hrk, Gu, z), Sc, gs, sn, cs)
+                    for k in range(K):
+                        for l in range(L):
+                            e = dconst_p[t, j]
+                            if e != e:
+                                e = _mlp(dW1_p[t, j], db1_p[t, j], dW2_p[t, j], db2_p[t, j], gval[k, l], beta[k, l])
+                            eta[k, l] = e
+                            beta[k, l] = max(beta[k, l] + e * gval[k, l], 0.0)
+                act = use_ci and ((not alm) or np.any(beta != 0.0))
+                z = _qn(1, z, N, 1, prob, fixp, beta, eta, act, alm, vphi, mu2, rho, sc, cs2, gs, sn, cs, R,
+                        variant, 1.0, sconst_p[t, j], sW1_p[t, j], sb1_p[t, j], sW2_p[t, j], sb2_p[t, j])
+            phi = z
+            beta_phi = beta
+            vphi = _proj(rho * phi + mu2, 1.0, phi)
+        mu1 = mu1 + rho * (x - v)
+        mu2 = mu2 + rho * (phi - vphi)
+    return x, phi, v, vphi, mu1, mu2, beta_x, beta_phi
+
+
+def warm() -> float:
+    """Compile (or load from numba's cache) :func:`forward1` for the argument types the engine uses, on a
+    tiny synthetic problem; returns the seconds it took. ``make setup`` runs it so that the first design
+    of a fresh install does not pay the compilation (≈ 30–60 s)."""
+    import time
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+
+    def c(*s):
+        return np.ascontiguousarray(rng.standard_normal(s) + 1j * rng.standard_normal(s))
+    Q1, M, N, K, L, T, J, R, H = 2, 2, 3, 1, 4, 1, 1, 2, 1
+    prob = (c(Q1, M), c(Q1, N), c(N, M), c(Q1, M), c(Q1, N), c(N, M), c(K, M), c(K, N), c(N, M), c(K, L),
+            np.array([0, 1], dtype=np.int64))
+    x, phi = np.exp(1j * rng.uniform(0, 6, (M, L))), np.exp(1j * rng.uniform(0, 6, N))
+
+    def tab(shape):
+        return (np.full(shape, np.nan), np.zeros(shape + (H, 2)), np.zeros(shape + (H,)), np.zeros(shape + (H,)),
+                np.zeros(shape))
+    tabs = tab((T, J)) + tab((T, J)) + tab((T, J, R)) + tab((T, J, R))
+    forward1(prob, x, phi, x.copy(), phi.copy(), np.zeros((M, L), complex), np.zeros(N, complex),
+             np.zeros((K, L)), np.zeros((K, L)), 0.1, np.arange(T, dtype=np.int64), J, R, 1, True, True, True,
+             1.0, -1.0, 1.0, 0.7, 0.7, *tabs)
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    print(f"fastnet_jit: detection kernel compiled/loaded in {warm():.1f} s")
