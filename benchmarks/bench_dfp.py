@@ -142,6 +142,30 @@ def main(argv=None):
                 mi, mc = r["identity"][1] / steps, r["compact"][1] / steps
                 print(f"| {N} | {dn} | {B} | {ti * 1e6:.0f} | {tc * 1e6:.0f} | {td * 1e6:.0f} | {tc / ti:.2f}x "
                       f"| {td / ti:.2f}x | {mc / mi:.2f}x |", flush=True)
+    from isac_opt.paper_a.detect.fastnet import HAVE_JIT, NumpyNet
+    print("\nsame, with the inference engines of run_batch (isac_opt/paper_a/detect/fastnet.py), float64, batch 1:")
+    print("| N | engine | identity µs/step | compact DFP µs/step | compact/identity (min) | (means) |")
+    print("|---|---|---|---|---|---|")
+    for N in a.Ns:
+        scn = ScenarioA(N=N)
+        b = make_batch(scn, [start_point(scn, draw_channels(scn, realisation_rng(7, 0)), "ris",
+                                         realisation_rng(7, 1))], "ris")
+        for eng in (["jit"] if HAVE_JIT else []) + ["numpy"]:
+            nets = {v: NumpyNet(AdmmConfig(T=1, J=8, R=10, dfp_variant=v), params=params)
+                    for v in ("identity", "paper")}
+            ts = {v: [] for v in nets}
+            for rep in range(a.repeat + 1):
+                for v, e in nets.items():
+                    e.jit = eng == "jit"
+                    t0 = _clock()
+                    e.forward(b)
+                    if rep:
+                        ts[v].append(_clock() - t0)
+            steps = 8 * 10 * 2
+            ti, tc = min(ts["identity"]) / steps, min(ts["paper"]) / steps
+            mi, mc = (sum(ts[v]) / len(ts[v]) / steps for v in ("identity", "paper"))
+            print(f"| {N} | {eng} | {ti * 1e6:.1f} | {tc * 1e6:.1f} | {tc / ti:.2f}x | {mc / mi:.2f}x |", flush=True)
+
     print("\nDFP algebra only (direction + update, no gradient), x-block n = 2ML, R = 10:")
     print("| n | dtype | batch | identity µs | compact µs | dense µs |")
     print("|---|---|---|---|---|---|")

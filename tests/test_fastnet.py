@@ -182,3 +182,23 @@ def test_table1_quick_times_both_engines(tmp_path):
     assert float(row["paper_net_s"]) > 0 and float(row["paper_net_torch_s"]) > 0
     assert int(row["n_paper_net_torch"]) == 1
     assert "torch engine (baseline)" in md.read_text()
+
+
+def test_detect_layers_quick_same_curve_with_each_engine(tmp_path):
+    """`reproduce detect-layers --quick` with the torch step function and with the default engine: same
+    held-out SINR per depth (trained and untrained), and the engine is recorded in every row."""
+    import csv
+    from isac_opt.errors import MethodError
+    from isac_opt.paper_a.detect.reproduce import layers_curve
+    rows = {}
+    for eng in ("torch", "auto"):
+        f = layers_curve(tmp_path / eng, quick=True, engine=eng)[0]
+        rows[eng] = list(csv.DictReader(open(f)))
+    assert len(rows["torch"]) == len(rows["auto"]) >= 2
+    for a, b in zip(rows["torch"], rows["auto"]):
+        assert (a["net"], a["layers"]) == (b["net"], b["layers"])
+        assert a["engine"] == "torch" and b["engine"] in ("jit", "numpy")
+        for col in ("trained_db", "untrained_db", "trained_repaired_db", "untrained_repaired_db"):
+            assert abs(float(a[col]) - float(b[col])) < 1e-6, col
+    with pytest.raises(MethodError, match="engine: expected one of"):
+        layers_curve(tmp_path / "bad", quick=True, engine="gpu")

@@ -367,7 +367,8 @@ _DEPTHS = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20)
 def _layers_chunk(task) -> dict:
     """Per-realisation SINR (dB, before/after the CI repair) of one network, trained and untrained (its
     classical constant steps, same structure), at every depth in ``depths``; plus seconds per layer."""
-    scn, sd, idx, kind, depths = task
+    scn, sd, idx, kind, depths = task[:5]
+    engine = task[5] if len(task) > 5 else "torch"
     import torch
     torch.set_num_threads(1)
     from .core import make_batch, start_point
@@ -381,6 +382,22 @@ def _layers_chunk(task) -> dict:
     net = get_net(scn, required=True, kind=kind)
     params = net.classical_params()
     one = _rep(net.cfg, T=1)
+    if engine != "torch":                      # the inference engine of run_batch (fastnet), layer by layer
+        from .fastnet import NumpyNet
+        e_n, e_c = NumpyNet(net.cfg, net=net), NumpyNet(one, params=params)
+        e_n.jit = e_c.jit = engine == "jit"
+
+        def run_n(st, t):
+            return e_n.forward(b, state=st, layers=[t])
+
+        def run_c(st):
+            return e_c.forward(b, state=st, layers=[0])
+    else:
+        def run_n(st, t):
+            return net(st, b.objective, b.constraint, layers=[t])
+
+        def run_c(st):
+            return solve(st, b.objective, b.constraint, one, params)[0]
 
     def db(st):
         xr, _ = repair_ci(b.constraint, st.x, st.phi, b.state0.x)
@@ -392,9 +409,9 @@ def _layers_chunk(task) -> dict:
         st_n, st_c = b.state0, b.state0
         for t in range(max(depths)):
             t0 = time.perf_counter()
-            st_n = net(st_n, b.objective, b.constraint, layers=[t])
+            st_n = run_n(st_n, t)
             t1 = time.perf_counter()
-            st_c, _ = solve(st_c, b.objective, b.constraint, one, params) if t < net.cfg.T else (st_c, None)
+            st_c = run_c(st_c) if t < net.cfg.T else st_c
             t2 = time.perf_counter()
             out["sec_per_layer"]["trained"] += (t1 - t0) / len(idx)
             out["sec_per_layer"]["untrained"] += (t2 - t1) / len(idx)
@@ -414,15 +431,25 @@ def _ci(v) -> tuple:
 
 def layers_curve(out_dir, quick: bool = False, workers: int = 1, n: int | None = None, seed: int = 2025,
                  nets: str = "unfolded,unfolded-paper", chunk: int = 25, executor: str = "local",
-                 scheduler: str | None = None) -> list:
+                 scheduler: str | None = None, engine: str = "auto") -> list:
     """Beyond the paper — does learning pay? Held-out SINR vs number of layers t for each shipped network
     (``nets``: ``unfolded`` = the default 20/2/5 network, ``unfolded-paper`` = the paper-size 75/8/10 DFP
     network, trained for its first ``layers_trained`` layers) truncated at t, and for the *untrained*
     network of the same structure and depth (its classical constant steps). Realisations: the Fig. 4
     P = 20 dBW point's seeds (never used in training); per depth the mean with its 95 % CLT interval and
     the paired difference trained − untrained with its interval, before and after the CI repair; seconds
-    per layer per design (batched, one thread). Chunked and resumable through :mod:`isac_opt.repro`."""
+    per layer per design (one thread) with inference ``engine``: "auto" = what ``run_batch`` uses (the numba
+    kernel per sample when numba is installed, else numpy batched), "jit", "numpy" or "torch" (batched step
+    function). Chunked and resumable through :mod:`isac_opt.repro` (the engine is part of the chunk key).
+    """
     from .unfolded import KINDS
+    from .fastnet import HAVE_JIT
+    if engine not in ("auto", "jit", "numpy", "torch"):
+        raise MethodError(f"engine: expected one of auto, jit, numpy, torch, got {engine!r}")
+    if engine == "auto":
+        engine = "jit" if HAVE_JIT else "numpy"
+    if engine == "jit" and not HAVE_JIT:
+        raise MethodError("engine: 'jit' needs numba (pip install -c constraints.txt numba)")
     n = n if n is not None else (4 if quick else 200)
     scn = ScenarioA(N=16) if quick else ScenarioA()
     sd = point_seed(seed, "fig4", 2)
@@ -443,9 +470,9 @@ def layers_curve(out_dir, quick: bool = False, workers: int = 1, n: int | None =
         depths = [d for d in _DEPTHS if d <= max(trained, 1) and d <= net.cfg.T]
         if quick:
             depths = depths[:2]
-        chunks = [Chunk(f"{name}_i{idx[0]}-{idx[-1]}", (scn, sd, idx, kind, depths),
+        chunks = [Chunk(f"{name}_i{idx[0]}-{idx[-1]}", (scn, sd, idx, kind, depths, engine),
                         {"scenario": scn.to_dict(), "point_seed": sd, "indices": idx, "net": name,
-                         "weights_meta": _json.dumps(meta, sort_keys=True), "depths": depths})
+                         "weights_meta": _json.dumps(meta, sort_keys=True), "depths": depths, "engine": engine})
                   for idx in split(n, chunk)]
         res = run_chunked("detect-layers", _layers_chunk, chunks, out / "chunks", seed, executor=executor,
                           workers=workers, scheduler=scheduler, desc=f"detect-layers {name}")
@@ -453,7 +480,7 @@ def layers_curve(out_dir, quick: bool = False, workers: int = 1, n: int | None =
         for d in depths:
             tr = [np.concatenate([r["trained"][str(d)][j] for r in res]) for j in (0, 1)]
             un = [np.concatenate([r["untrained"][str(d)][j] for r in res]) for j in (0, 1)]
-            row = {"net": name, "layers": d, "steps": d * net.cfg.J * net.cfg.R * 2, "n": len(tr[0]),
+            row = {"net": name, "engine": engine, "layers": d, "steps": d * net.cfg.J * net.cfg.R * 2, "n": len(tr[0]),
                    "layers_trained": trained, "s_per_design_trained": spl["trained"] * d,
                    "s_per_design_untrained": spl["untrained"] * d}
             for j, tag in ((0, ""), (1, "_repaired")):
