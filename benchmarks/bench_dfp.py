@@ -142,8 +142,8 @@ def main(argv=None):
                 mi, mc = r["identity"][1] / steps, r["compact"][1] / steps
                 print(f"| {N} | {dn} | {B} | {ti * 1e6:.0f} | {tc * 1e6:.0f} | {td * 1e6:.0f} | {tc / ti:.2f}x "
                       f"| {td / ti:.2f}x | {mc / mi:.2f}x |", flush=True)
-    from isac_opt.paper_a.detect.fastnet import HAVE_JIT, NumpyNet
-    print("\nsame, with the inference engines of run_batch (isac_opt/paper_a/detect/fastnet.py), float64, batch 1:")
+    from isac_opt.paper_a.unfold.fastnet import HAVE_JIT, NumpyNet
+    print("\nsame, with the inference engines of run_batch (isac_opt/paper_a/unfold/fastnet.py), float64, batch 1:")
     print("| N | engine | identity µs/step | compact DFP µs/step | compact/identity (min) | (means) |")
     print("|---|---|---|---|---|---|")
     for N in a.Ns:

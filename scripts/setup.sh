@@ -35,4 +35,4 @@ assert numpy.__version__.startswith("1."), f"numpy {numpy.__version__}: GNU Radi
 print(f"setup: ok  numpy {numpy.__version__}  torch {torch.__version__}  gnuradio {gr.version()}")
 PY
 # compile the detection network's numba kernel once (cached next to its source; later runs load it)
-"$VENV/bin/python" -m isac_opt.paper_a.detect.fastnet_jit
+"$VENV/bin/python" -m isac_opt.paper_a.unfold.fastnet_jit

@@ -1,4 +1,4 @@
-"""The numpy inference engine of the detection network (isac_opt/paper_a/detect/fastnet.py) against the torch
+"""The numpy inference engine of the detection network (isac_opt/paper_a/unfold/fastnet.py) against the torch
 step function it mirrors (admm_layer via UnfoldedAdmm / solve), on trained and classical parameters."""
 from dataclasses import replace
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from isac_opt.paper_a.detect import fastnet
+from isac_opt.paper_a.unfold import fastnet
 from isac_opt.paper_a.detect.core import draw_starts, make_batch, updates_phi
 from isac_opt.paper_a.detect.unfolded import PAPER_CFG, load_net, run_batch
 from isac_opt.paper_a.scenario import ScenarioA
@@ -202,3 +202,57 @@ def test_detect_layers_quick_same_curve_with_each_engine(tmp_path):
             assert abs(float(a[col]) - float(b[col])) < 1e-6, col
     with pytest.raises(MethodError, match="engine: expected one of"):
         layers_curve(tmp_path / "bad", quick=True, engine="gpu")
+
+
+# ---------------------------------------------------------------------------------------------- DoA (CRB)
+def _doa_batch(scn, fname, B=2, seed=55, variant="ris"):
+    from isac_opt.paper_a.channels import draw_channels, realisation_rng
+    from isac_opt.paper_a.doa.methods import WEIGHTS_DIR
+    from isac_opt.paper_a.doa.model import DoaBatch, DoaNet, start_points
+    net = DoaNet.load(WEIGHTS_DIR / fname)
+    chs = [draw_channels(scn, realisation_rng(seed, i)) for i in range(B)]
+    return net, DoaBatch(scn, chs, start_points(scn, chs, variant, seed), net.cfg, variant=variant)
+
+
+@pytest.mark.skipif(not fastnet.HAVE_JIT, reason="the DoA objective runs only in the compiled kernel (numba)")
+@pytest.mark.parametrize("variant", ["ris", "random-ris", "radar-only"])
+def test_doa_network_matches_torch(scn, variant):
+    """Shipped `unfolded-doa` weights (60/2/5, PHR, trained MLPs), 4 layers, 2 realisations."""
+    net, b = _doa_batch(scn, "doa_unfolded_K3.pt", variant=variant)
+    cfg = b.cfg.admm(b.update_phi, net.cfg.T)
+    with torch.no_grad():
+        ref = net.net(b.state0(), b.objective, b.constraint, layers=range(4), cfg=cfg)
+    got = fastnet.NumpyNet(cfg, net=net.net).forward(b, layers=range(4))
+    assert _diff(ref, got) < 1e-9
+    assert torch.allclose(b.crb(ref.x, ref.phi), b.crb(got.x, got.phi), rtol=1e-9)
+
+
+@pytest.mark.skipif(not fastnet.HAVE_JIT, reason="the DoA objective runs only in the compiled kernel (numba)")
+def test_doa_classical_phr_with_active_multipliers_matches_torch(scn):
+    """Classical PHR-ALM-DFP with large steps, so that β > 0 and the PHR weights are active in both blocks."""
+    from dataclasses import replace as rep
+    from isac_opt.paper_a.doa.model import run_classical
+    net, b = _doa_batch(scn, "doa_unfolded_K3.pt", seed=8)
+    b.cfg = rep(b.cfg, T=3, J=3, R=4, dfp_variant="paper", eta=5.0, kappa=5.0, tau=0.5, zeta=0.5)
+    ref = run_classical(b, engine="torch")
+    got = run_classical(b, engine="jit")
+    assert float(ref.beta_x.abs().max()) > 0 and float(ref.beta_phi.abs().max()) > 0
+    assert _diff(ref, got) < 1e-9
+    with pytest.raises(ValueError, match="engine: expected one of"):
+        run_classical(b, engine="gpu")
+
+
+@pytest.mark.skipif(not fastnet.HAVE_JIT, reason="the DoA objective runs only in the compiled kernel (numba)")
+def test_doa_paper_size_network_layer_by_layer(scn):
+    """`unfolded-doa-paper` (60/10/10, compact DFP): 4 layers on torch's trajectory, each from torch's state."""
+    net, b = _doa_batch(scn, "doa_unfolded_paper_K3.pt", B=1, seed=3)
+    cfg = b.cfg.admm(b.update_phi, net.cfg.T)
+    eng = fastnet.engine_for(cfg, net=net.net)
+    st, diffs = b.state0(), []
+    with torch.no_grad():
+        for t in range(4):
+            nxt = net.net(st, b.objective, b.constraint, layers=[t], cfg=cfg)
+            diffs.append(_diff(nxt, eng.forward(b, state=st, layers=[t])))
+            st = nxt
+    assert float(np.median(diffs)) < 1e-9 and max(diffs) < 1e-4, diffs
+    assert fastnet.engine_for(cfg, net=net.net) is eng            # cached per network and configuration

@@ -225,7 +225,7 @@ def table1(out_dir, quick: bool = False, workers: int = 1, n: int | None = None,
     weights are shipped — same cost), plus our defaults (``unfolded`` 20/2/5 and its 4-layer lite cut) as
     extra rows; speed-up ratios beside the paper's. Inference includes the feasibility layer and the CI
     repair; the A.10 start point is excluded from every method (shared). ``n_paper`` (default ``n``)
-    designs time the paper-size network with the default (numpy, :mod:`.fastnet`) inference engine and
+    designs time the paper-size network with the default (:mod:`isac_opt.paper_a.unfold.fastnet`) inference engine and
     ``n_paper_torch`` (default 1; 0: none) with the torch step function, the baseline in the same run.
     ``clock="cpu"`` times every design with this process's CPU time
     (``time.process_time``; on a VM shared with other jobs, wall time measures the other jobs too; the
@@ -383,7 +383,7 @@ def _layers_chunk(task) -> dict:
     params = net.classical_params()
     one = _rep(net.cfg, T=1)
     if engine != "torch":                      # the inference engine of run_batch (fastnet), layer by layer
-        from .fastnet import NumpyNet
+        from ..unfold.fastnet import NumpyNet
         e_n, e_c = NumpyNet(net.cfg, net=net), NumpyNet(one, params=params)
         e_n.jit = e_c.jit = engine == "jit"
 
@@ -443,7 +443,7 @@ def layers_curve(out_dir, quick: bool = False, workers: int = 1, n: int | None =
     function). Chunked and resumable through :mod:`isac_opt.repro` (the engine is part of the chunk key).
     """
     from .unfolded import KINDS
-    from .fastnet import HAVE_JIT
+    from ..unfold.fastnet import HAVE_JIT
     if engine not in ("auto", "jit", "numpy", "torch"):
         raise MethodError(f"engine: expected one of auto, jit, numpy, torch, got {engine!r}")
     if engine == "auto":

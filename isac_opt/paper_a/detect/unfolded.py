@@ -24,7 +24,7 @@ from ..unfold import AdmmConfig, UnfoldedAdmm, feasibility_layer, repair_ci, sol
 from ..unfold import ConstantParams
 from ..unfold.model import DEFAULT_INIT as UNFOLD_DEFAULT_INIT
 from .core import Batch, make_batch, sinr_db, updates_phi
-from .fastnet import NumpyNet
+from ..unfold.fastnet import NumpyNet, engine_for
 
 ENGINES = ("auto", "torch", "numpy")
 
@@ -97,7 +97,7 @@ def run_batch(batch: Batch, variant: str, net: UnfoldedAdmm | None = None, cfg: 
     ``sinr_db`` (final), ``fallback`` (start returned).
 
     ``engine``: "torch" (the step function :func:`~isac_opt.paper_a.unfold.step.admm_layer`), "numpy" (the
-    same iterates in :mod:`.fastnet`, up to rounding; float64 CPU only, no early stop) or "auto" (numpy when
+    same iterates in :mod:`isac_opt.paper_a.unfold.fastnet`, up to rounding; float64 CPU only, no early stop) or "auto" (numpy when
     it applies: float64 on the CPU, ``tol`` = 0, multipliers carried; else torch).
 
     Returns (x (B, M, L) normalised, φ (B, N), α repair fractions (B, L) or None, seconds).
@@ -115,7 +115,7 @@ def run_batch(batch: Batch, variant: str, net: UnfoldedAdmm | None = None, cfg: 
         if net is not None:
             lay = None if n_layers is None else range(min(int(n_layers), net.cfg.T))
             if use_np:
-                st = NumpyNet(c, net=net).forward(batch, layers=lay)
+                st = engine_for(c, net=net).forward(batch, layers=lay)
             else:
                 st = net(batch.state0, batch.objective, batch.constraint, cfg=c, layers=lay)
         elif use_np:

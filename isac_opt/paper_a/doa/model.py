@@ -139,9 +139,25 @@ class DoaBatch:
         return list(X.astype(np.complex128)), list(P.astype(np.complex128))
 
 
-def run_classical(batch: DoaBatch, T: int | None = None, tol: float = 0.0):
-    """Classical ADMM-(PHR-)ALM-DFP with the constant steps of ``batch.cfg`` [spec A.9]. Returns the state."""
+def _use_jit(batch: DoaBatch, engine: str) -> bool:
+    """Whether inference goes through the compiled kernel (see :meth:`DoaNet.infer`)."""
+    from ..unfold.fastnet import HAVE_JIT
+    if engine not in ("auto", "torch", "jit"):
+        raise ValueError(f"engine: expected one of ('auto', 'torch', 'jit'), got {engine!r}")
+    fits = HAVE_JIT and batch.prob.det.dtype == torch.float64 and batch.prob.det.device.type == "cpu"
+    if engine == "jit" and not fits:
+        raise ValueError("engine: 'jit' needs numba and a float64 batch on the CPU")
+    return engine == "jit" or (engine == "auto" and fits)
+
+
+def run_classical(batch: DoaBatch, T: int | None = None, tol: float = 0.0, engine: str = "auto"):
+    """Classical ADMM-(PHR-)ALM-DFP with the constant steps of ``batch.cfg`` [spec A.9]. Returns the state.
+    ``engine`` as in :meth:`DoaNet.infer` (the compiled kernel only without the early stop, ``tol`` = 0)."""
     cfg = batch.cfg.admm(batch.update_phi, T)
+    if tol == 0 and _use_jit(batch, engine):
+        from ..unfold.fastnet import engine_for
+        with torch.no_grad():
+            return engine_for(cfg, params=batch.cfg.params()).forward(batch)
     with torch.no_grad():
         st, _ = solve(batch.state0(), batch.objective, batch.constraint, cfg, batch.cfg.params(), tol,
                       monitor=(lambda s: batch.crb(s.x, s.phi)) if tol > 0 else None)
@@ -207,8 +223,16 @@ class DoaNet:
         st = state if state is not None else batch.state0()
         return self.net(st, batch.objective, batch.constraint, layers=layers, cfg=cfg)
 
-    def infer(self, batch: DoaBatch, T: int | None = None) -> AdmmState:
+    def infer(self, batch: DoaBatch, T: int | None = None, engine: str = "auto") -> AdmmState:
+        """Inference without graph. ``engine``: "torch" (the step function), "jit" (the compiled kernel of
+        :mod:`isac_opt.paper_a.unfold.fastnet`, same iterates up to rounding) or "auto" (jit when numba is
+        installed and the batch is float64 on the CPU)."""
         with torch.no_grad():
+            if _use_jit(batch, engine):
+                from ..unfold.fastnet import engine_for
+                self.check_fits(batch.scn)
+                cfg = batch.cfg.admm(batch.update_phi, T or self.cfg.T)
+                return engine_for(cfg, net=self.net).forward(batch, layers=range(cfg.T))
             return self.forward(batch, T)
 
     # ---- persistence --------------------------------------------------------------------------

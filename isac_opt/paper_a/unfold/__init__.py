@@ -13,6 +13,10 @@ Modules
                  ``FusedConstraint``, ``StepParams`` (typing.Protocol, runtime-checkable).
 :mod:`.model`    :func:`solve` (classical: constant steps, early stop) and :class:`UnfoldedAdmm`
                  (``nn.Module``: learnable step-size MLPs per layer) — both drive :func:`admm_layer`.
+:mod:`.dfp`      the compact low-rank DFP (29a) inverse-Hessian factor.
+:mod:`.fastnet`  CPU inference of the same iterates without torch dispatch: a numba kernel
+                 (:mod:`.fastnet_jit`, detection SINR and DoA CRB objectives) and numpy fallbacks;
+                 used by ``run_batch`` / ``DoaNet.infer`` (``engine="auto"``).
 
 API for a new task (e.g. the DoA network of ``isac_opt.paper_a.doa``)
 --------------------------------------------------------------

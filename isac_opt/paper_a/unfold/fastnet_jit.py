@@ -1,13 +1,13 @@
 """Compiled (numba) batch-1 forward of the detection network / classical solver [spec A.6 (25)–(37), A.7].
 
-The same iterates as :class:`~isac_opt.paper_a.detect.fastnet.NumpyNet` (and hence as the torch
+The same iterates as :class:`~isac_opt.paper_a.unfold.fastnet.NumpyNet` (and hence as the torch
 :func:`~isac_opt.paper_a.unfold.step.admm_layer`), for one realisation, written as explicit loops over the
 tiny matrices of the detection problem (M × L waveform, Q + 1 legs, K users, N RIS elements), compiled once
 by numba (``cache=True``: later processes load the machine code). At batch 1 the numpy engine is bound by
 ≈ 1 µs per array call (≈ 50 calls per inner step); here an inner step is a few thousand flops.
 
-Used by :class:`~isac_opt.paper_a.detect.fastnet.NumpyNet` at batch 1 when numba is installed
-(``isac_opt.paper_a.detect.fastnet.HAVE_JIT``); otherwise the numpy batch-1 code runs. Tested against the
+Used by :class:`~isac_opt.paper_a.unfold.fastnet.NumpyNet` at batch 1 when numba is installed
+(``isac_opt.paper_a.unfold.fastnet.HAVE_JIT``); otherwise the numpy batch-1 code runs. Tested against the
 torch step function layer by layer (tests/test_fastnet.py).
 
 Conventions: complex128 / float64; z flattened per block (x: M·L, φ: N); real inner products of the
@@ -188,9 +188,251 @@ def _gvals(uz, ht, Sc, gs, sn, cs):
 
 
 @njit(cache=True)
-def _lagr(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho, sc, cs2, gs, sn, cs):
-    """Lagrangian value and gradient G = 2∂/∂z* of block ``mode`` (0: x with φ fixed, 1: φ with x fixed)."""
+def _crb_vg(u, ax, bx, A, crbd, bins, ridge, want_u, want_phi):
+    """CRB_θ and G = 2∂CRB/∂z* (u and/or the receive/transmit stacks) [spec A.8; the closed-form reverse mode
+    of isac_opt.paper_a.doa.crb_torch.crb_value_grad, written as loops for one realisation].
+
+    ax, bx (Q+3, M): receive stack [a_0..a_Q | ∂a_R | ∂a_0], transmit stack [b_0..b_Q | ∂b_0 | ∂b_R];
+    A (Q+5, Q+5): Gram of the leg atoms α_i = ax[aidx_i]; crbd = (…, aidx, tsrc, tshift).
+    Returns (crb, G_u (M, L) or empty, G_ax (Q+3, M) or empty, G_bx (Q+3, M) or empty)."""
+    aidx, tsrc, tshift = crbd[4], crbd[5], crbd[6]
+    R3, M = bx.shape
+    L = u.shape[1]
+    na = aidx.size
+    Q = na - 5
+    bu = np.zeros((R3, L), dtype=np.complex128)
+    for r in range(R3):
+        for m in range(M):
+            c = bx[r, m]
+            for l in range(L):
+                bu[r, l] += c * u[m, l]
+    tau = np.zeros((na, L), dtype=np.complex128)
+    for i in range(na):
+        d = tshift[i]
+        for l in range(d, L):
+            tau[i, l] = bu[tsrc[i], l - d]
+    T = np.empty((na, na), dtype=np.complex128)
+    for i in range(na):
+        for j in range(na):
+            s = 0j
+            for l in range(L):
+                s += tau[i, l].conjugate() * tau[j, l]
+            T[i, j] = s
+    P = A * T
+    # Z = (I + P_cc)⁻¹ P_cy (Q × 5), W5 = P_yy − P_cyᴴ Z; I + P_cc is Hermitian PD: no pivoting
+    Z = np.zeros((Q, 5), dtype=np.complex128)
+    W5 = P[Q:, Q:].copy()
+    if Q > 0:
+        Aug = np.empty((Q, Q + 5), dtype=np.complex128)
+        for i in range(Q):
+            for j in range(Q):
+                Aug[i, j] = P[i, j] + (1.0 if i == j else 0.0)
+            for j in range(5):
+                Aug[i, Q + j] = P[i, Q + j]
+        for c in range(Q):
+            inv = 1.0 / Aug[c, c]
+            for i in range(c + 1, Q):
+                f = Aug[i, c] * inv
+                for jj in range(c, Q + 5):
+                    Aug[i, jj] -= f * Aug[c, jj]
+        for k in range(5):
+            for i in range(Q - 1, -1, -1):
+                acc = Aug[i, Q + k]
+                for jj in range(i + 1, Q):
+                    acc -= Aug[i, jj] * Z[jj, k]
+                Z[i, k] = acc / Aug[i, i]
+        for a in range(5):
+            for b in range(5):
+                s = 0j
+                for i in range(Q):
+                    s += P[i, Q + a].conjugate() * Z[i, b]
+                W5[a, b] -= s
+    # W = Eᵀ W5 E with E rows [1,0,0],[0,1,0],[0,1,0],[0,0,1],[0,0,1]
+    ei = np.array([0, 1, 1, 2, 2])
+    W = np.zeros((3, 3), dtype=np.complex128)
+    for a in range(5):
+        for b in range(5):
+            W[ei[a], ei[b]] += W5[a, b]
+    w = W[0, 0].real
+    b1, b2 = W[1, 0], W[2, 0]
+    F00 = 2.0 * (W[1, 1] - b1 * b1.conjugate() / w).real
+    F11 = 2.0 * (W[2, 2] - b2 * b2.conjugate() / w).real
+    F01 = 2.0 * (W[1, 2] - b1 * b2.conjugate() / w).real
+    F10 = 2.0 * (W[2, 1] - b2 * b1.conjugate() / w).real
+    F01 = 0.5 * (F01 + F10)
+    if ridge != 0.0:
+        rr = ridge * (F00 + F11)
+        F00 += rr
+        F11 += rr
+    det = F00 * F11 - F01 * F01
+    I00, I11, I01 = F11 / det, F00 / det, -F01 / det
+    crb = I00 + I11
+    e = np.zeros((0, 0), dtype=np.complex128)
+    if not (want_u or want_phi):
+        return crb, e, e, e
+    K00 = I00 * I00 + I01 * I01
+    K11 = I01 * I01 + I11 * I11
+    K01 = I00 * I01 + I01 * I11
+    tr = K00 + K11 if ridge != 0.0 else 0.0
+    G00, G11, G01 = -(K00 + ridge * tr), -(K11 + ridge * tr), -K01
+    # C = [−bvᴴ/w; I₂] (3 × 2), EC = E C (5 × 2), D = [−Z EC; EC] (Q+5 × 2)
+    C = np.zeros((3, 2), dtype=np.complex128)
+    C[0, 0] = -b1.conjugate() / w
+    C[0, 1] = -b2.conjugate() / w
+    C[1, 0] = 1.0
+    C[2, 1] = 1.0
+    D = np.zeros((na, 2), dtype=np.complex128)
+    for a in range(5):
+        D[Q + a, 0] = C[ei[a], 0]
+        D[Q + a, 1] = C[ei[a], 1]
+    for i in range(Q):
+        for k in range(2):
+            s = 0j
+            for a in range(5):
+                s += Z[i, a] * D[Q + a, k]
+            D[i, k] = -s
+    # YP = 2 D Gf Dᴴ
+    DG = np.empty((na, 2), dtype=np.complex128)
+    for i in range(na):
+        DG[i, 0] = D[i, 0] * G00 + D[i, 1] * G01
+        DG[i, 1] = D[i, 0] * G01 + D[i, 1] * G11
+    YP = np.empty((na, na), dtype=np.complex128)
+    for i in range(na):
+        for j in range(na):
+            YP[i, j] = 2.0 * (DG[i, 0] * D[j, 0].conjugate() + DG[i, 1] * D[j, 1].conjugate())
+    # G_τ_i = 2 Σ_j YP[j, i] conj(A[j, i]) τ_j, scattered back through the shifts onto bx U
+    Gtt = np.zeros((R3, L), dtype=np.complex128)
+    for i in range(na):
+        d = tshift[i]
+        ri = tsrc[i]
+        for j in range(na):
+            c = 2.0 * YP[j, i] * A[j, i].conjugate()
+            if c != 0:
+                for l in range(d, L):
+                    Gtt[ri, l - d] += c * tau[j, l]
+    Gu = e
+    if want_u:
+        Gu = np.zeros((M, L), dtype=np.complex128)
+        for r in range(R3):
+            for m in range(M):
+                c = bx[r, m].conjugate()
+                for l in range(L):
+                    Gu[m, l] += c * Gtt[r, l]
+    Gax = e
+    Gbx = e
+    if want_phi:
+        Gax = np.zeros((R3, M), dtype=np.complex128)
+        for i in range(na):
+            ai = aidx[i]
+            for j in range(na):
+                c = 2.0 * YP[j, i] * T[j, i].conjugate()
+                if c != 0:
+                    for m in range(M):
+                        Gax[ai, m] += c * ax[aidx[j], m]
+        Gbx = np.zeros((R3, M), dtype=np.complex128)
+        for r in range(R3):
+            for m in range(M):
+                s = 0j
+                for l in range(L):
+                    s += Gtt[r, l] * u[m, l].conjugate()
+                Gbx[r, m] = s
+    return crb, Gu, Gax, Gbx
+
+
+@njit(cache=True)
+def _alpha_gram(ax, aidx):
+    na = aidx.size
+    M = ax.shape[1]
+    A = np.empty((na, na), dtype=np.complex128)
+    for i in range(na):
+        for j in range(na):
+            s = 0j
+            for m in range(M):
+                s += ax[aidx[i], m].conjugate() * ax[aidx[j], m]
+            A[i, j] = s
+    return A
+
+
+@njit(cache=True)
+def _quad(zf, Gf, aux, mu, rho):
+    quad = 0.0
+    for i in range(zf.size):
+        d0 = zf[i] - aux[i]
+        dz = d0 + mu[i] / rho
+        quad += dz.real * dz.real + dz.imag * dz.imag
+        Gf[i] += rho * d0 + mu[i]
+    return 0.5 * rho * quad
+
+
+@njit(cache=True)
+def _lagr_crb(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho, sc, gs, sn, cs,
+              crbd, ridge):
+    """_lagr for the DoA objective f = CRB·cscale (sc = cscale)."""
     A0, Ar, Ga, B0, Br, Gb, Hk, Hrk, Gu, Sc, bins = prob
+    A0x, Arx, B0x, Brx, aidx = crbd[0], crbd[1], crbd[2], crbd[3], crbd[4]
+    if mode == 0:
+        ax, bx, ht, A = fix[0], fix[1], fix[2], fix[3]
+        u = zf.reshape((shape0, shape1))
+        crb, Gu_, _, _ = _crb_vg(u, ax, bx, A, crbd, bins, ridge, True, False)
+        M, L = u.shape
+        f = crb * sc
+        G = Gu_ * sc
+        if use_ci:
+            pv, Wc = _ci(u, ht, Sc, beta, eta, alm, gs, sn, cs)
+            f += pv
+            K = ht.shape[0]
+            for k in range(K):
+                for m in range(M):
+                    c = ht[k, m].conjugate()
+                    for l in range(L):
+                        G[m, l] += c * Wc[k, l]
+        Gf = G.reshape(zf.size)
+    else:
+        u, GuU = fix[0], fix[2]
+        phi = zf
+        ax = _leg(A0x, Arx, Ga, phi)
+        bx = _leg(B0x, Brx, Gb, phi)
+        crb, _, Gax, Gbx = _crb_vg(u, ax, bx, _alpha_gram(ax, aidx), crbd, bins, ridge, False, True)
+        R3, M = ax.shape
+        L = u.shape[1]
+        N = phi.size
+        f = crb * sc
+        Gf = np.zeros(N, dtype=np.complex128)
+        for n in range(N):
+            s = 0j
+            for r in range(R3):
+                sa = 0j
+                sb = 0j
+                for m in range(M):
+                    sa += Gax[r, m] * Ga[n, m].conjugate()
+                    sb += Gbx[r, m] * Gb[n, m].conjugate()
+                s += Arx[r, n].conjugate() * sa + Brx[r, n].conjugate() * sb
+            Gf[n] = s * sc
+        if use_ci:
+            ht = _leg(Hk, Hrk, Gu, phi)
+            pv, Wc = _ci(u, ht, Sc, beta, eta, alm, gs, sn, cs)
+            f += pv
+            K = ht.shape[0]
+            for n in range(N):
+                s = 0j
+                for k in range(K):
+                    acc = 0j
+                    for l in range(L):
+                        acc += Wc[k, l] * GuU[n, l].conjugate()
+                    s += Hrk[k, n].conjugate() * acc
+                Gf[n] += s
+    return f + _quad(zf, Gf, aux, mu, rho), Gf
+
+
+@njit(cache=True)
+def _lagr(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho, sc, cs2, gs, sn, cs,
+          obj, crbd, ridge):
+    """Lagrangian value and gradient G = 2∂/∂z* of block ``mode`` (0: x with φ fixed, 1: φ with x fixed);
+    objective ``obj`` 0: −SINR·fscale (detection, sc = −fscale), 1: CRB·cscale (DoA, sc = cscale)."""
+    A0, Ar, Ga, B0, Br, Gb, Hk, Hrk, Gu, Sc, bins = prob
+    if obj == 1:
+        return _lagr_crb(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho, sc, gs, sn,
+                         cs, crbd, ridge)
     if mode == 0:
         a, b, ht, A = fix[0], fix[1], fix[2], fix[3]
         u = zf.reshape((shape0, shape1))
@@ -283,10 +525,11 @@ def _proj(z, amp, ref):
 
 @njit(cache=True)
 def _qn(mode, z, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho, sc, cs2, gs, sn, cs,
-        R, variant, amp, sconst, sW1, sb1, sW2, sb2):
+        R, variant, amp, sconst, sW1, sb1, sW2, sb2, obj, crbd, ridge):
     """R projected DFP (29a) steps (quasi_newton_block) with the compact factor H = I + Σ s_k U_k U_kᵀ."""
     n = z.size
-    Lv, g = _lagr(mode, z, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho, sc, cs2, gs, sn, cs)
+    Lv, g = _lagr(mode, z, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho, sc, cs2, gs, sn, cs,
+                  obj, crbd, ridge)
     d = g.copy()
     kmax = 2 * (R - 1) if R > 1 else 1
     U = np.zeros((kmax, n), dtype=np.complex128)
@@ -301,7 +544,7 @@ def _qn(mode, z, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho
         if r == R - 1:
             return znew
         Lv1, g1 = _lagr(mode, znew, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho, sc, cs2,
-                        gs, sn, cs)
+                        gs, sn, cs, obj, crbd, ridge)
         if variant > 0:
             Hg1 = g1.copy()
             for kk in range(k):
@@ -335,19 +578,23 @@ def _qn(mode, z, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, rho
 def forward1(prob, x, phi, v, vphi, mu1, mu2, beta_x, beta_phi, rho, layers, J, R, variant, alm, update_phi,
              use_ci, amp_x, sc, gs, sn, cs,
              dconst_x, dW1_x, db1_x, dW2_x, db2_x, dconst_p, dW1_p, db1_p, dW2_p, db2_p,
-             sconst_x, sW1_x, sb1_x, sW2_x, sb2_x, sconst_p, sW1_p, sb1_p, sW2_p, sb2_p):
-    """Run ``layers`` (int array of layer indices) from the state; arrays are updated in place and returned.
-    x (M, L), φ (N,), β (K, L) for one realisation; MLP tables indexed [t, j(, r)]."""
+             sconst_x, sW1_x, sb1_x, sW2_x, sb2_x, sconst_p, sW1_p, sb1_p, sW2_p, sb2_p, obj, crbd, ridge):
+    """Run ``layers`` (int array of layer indices) from the state; returns the new state arrays.
+    x (M, L), φ (N,), β (K, L) for one realisation; MLP tables indexed [t, j(, r)]; ``obj`` 0 detection
+    (sc = −fscale), 1 DoA (sc = cscale; ``crbd`` = (A0x, Arx, B0x, Brx, aidx, tsrc, tshift) stacks, ``ridge``)."""
     A0, Ar, Ga, B0, Br, Gb, Hk, Hrk, Gu, Sc, bins = prob
     M, L = x.shape
     K = Hk.shape[0]
     cs2 = 2.0 * sc
     for t in layers:
         # ---- x-block (φ fixed): legs, Gram and h̃' once
-        a = _leg(A0, Ar, Ga, phi)
-        b = _leg(B0, Br, Gb, phi)
         ht = _leg(Hk, Hrk, Gu, phi)
-        fixx = (a, b, ht, _gram(a))
+        if obj == 1:
+            ax = _leg(crbd[0], crbd[1], Ga, phi)
+            fixx = (ax, _leg(crbd[2], crbd[3], Gb, phi), ht, _alpha_gram(ax, crbd[4]))
+        else:
+            a = _leg(A0, Ar, Ga, phi)
+            fixx = (a, _leg(B0, Br, Gb, phi), ht, _gram(a))
         z = x.reshape(M * L).copy()
         aux = v.reshape(M * L).copy()
         mu = mu1.reshape(M * L).copy()
@@ -367,7 +614,7 @@ def forward1(prob, x, phi, v, vphi, mu1, mu2, beta_x, beta_phi, rho, layers, J, 
             act = use_ci and ((not alm) or np.any(beta != 0.0))
             z = _qn(0, z, M, L, prob, fixx, beta, eta, act, alm, aux, mu, rho, sc,
                     cs2, gs, sn, cs, R, variant, amp_x, sconst_x[t, j], sW1_x[t, j], sb1_x[t, j], sW2_x[t, j],
-                    sb2_x[t, j])
+                    sb2_x[t, j], obj, crbd, ridge)
         x = z.reshape((M, L)).copy()
         beta_x = beta
         v = _proj((rho * x + mu1).reshape(M * L), amp_x, x.reshape(M * L)).reshape((M, L))
@@ -396,7 +643,8 @@ def forward1(prob, x, phi, v, vphi, mu1, mu2, beta_x, beta_phi, rho, layers, J, 
                             beta[k, l] = max(beta[k, l] + e * gval[k, l], 0.0)
                 act = use_ci and ((not alm) or np.any(beta != 0.0))
                 z = _qn(1, z, N, 1, prob, fixp, beta, eta, act, alm, vphi, mu2, rho, sc, cs2, gs, sn, cs, R,
-                        variant, 1.0, sconst_p[t, j], sW1_p[t, j], sb1_p[t, j], sW2_p[t, j], sb2_p[t, j])
+                        variant, 1.0, sconst_p[t, j], sW1_p[t, j], sb1_p[t, j], sW2_p[t, j], sb2_p[t, j], obj,
+                        crbd, ridge)
             phi = z
             beta_phi = beta
             vphi = _proj(rho * phi + mu2, 1.0, phi)
@@ -407,7 +655,7 @@ def forward1(prob, x, phi, v, vphi, mu1, mu2, beta_x, beta_phi, rho, layers, J, 
 
 def warm() -> float:
     """Compile (or load from numba's cache) :func:`forward1` for the argument types the engine uses, on a
-    tiny synthetic problem; returns the seconds it took. ``make setup`` runs it so that the first design
+    tiny synthetic problem (both objectives); returns the seconds it took. ``make setup`` runs it so that the first design
     of a fresh install does not pay the compilation (≈ 30–60 s)."""
     import time
     t0 = time.perf_counter()
@@ -424,11 +672,14 @@ def warm() -> float:
         return (np.full(shape, np.nan), np.zeros(shape + (H, 2)), np.zeros(shape + (H,)), np.zeros(shape + (H,)),
                 np.zeros(shape))
     tabs = tab((T, J)) + tab((T, J)) + tab((T, J, R)) + tab((T, J, R))
-    forward1(prob, x, phi, x.copy(), phi.copy(), np.zeros((M, L), complex), np.zeros(N, complex),
-             np.zeros((K, L)), np.zeros((K, L)), 0.1, np.arange(T, dtype=np.int64), J, R, 1, True, True, True,
-             1.0, -1.0, 1.0, 0.7, 0.7, *tabs)
+    crbd = (c(Q1 + 2, M), c(Q1 + 2, N), c(Q1 + 2, M), c(Q1 + 2, N), np.array([1, 0, 3, 0, 2, 0], dtype=np.int64),
+            np.array([1, 0, 0, 2, 0, 3], dtype=np.int64), np.array([1, 0, 0, 0, 0, 0], dtype=np.int64))
+    for obj in (0, 1):
+        forward1(prob, x, phi, x.copy(), phi.copy(), np.zeros((M, L), complex), np.zeros(N, complex),
+                 np.zeros((K, L)), np.zeros((K, L)), 0.1, np.arange(T, dtype=np.int64), J, R, 1, True, True, True,
+                 1.0, -1.0, 1.0, 0.7, 0.7, *tabs, obj, crbd, 1e-12)
     return time.perf_counter() - t0
 
 
 if __name__ == "__main__":
-    print(f"fastnet_jit: detection kernel compiled/loaded in {warm():.1f} s")
+    print(f"fastnet_jit: kernel (detection and DoA objectives) compiled/loaded in {warm():.1f} s")

@@ -1,24 +1,26 @@
-"""Fast numpy inference of the detection network and classical solver [spec A.6 (25)–(37), A.7; issue 14].
+"""Fast CPU inference of the unfolded networks and classical solvers [spec A.6 (25)–(37), A.7, A.8; issue 14].
 
 The torch :func:`~isac_opt.paper_a.unfold.step.admm_layer` is written once for training (autograd,
 pluggable objective/constraint, CUDA). At batch 1 on a CPU its cost is not arithmetic but the dispatch
-of ≈ 150 small torch calls per inner step (≈ 1.2 ms; the paper-size network has 12 000 inner steps).
-This module runs the *same* iterates for the detection problem (:class:`SinrObjective` +
-:class:`CIConstraint`, ALM or PHR handler, DFP "paper"/"standard"/"identity") in plain numpy
-complex128 with per-block invariants hoisted:
+of ≈ 150 small torch calls per inner step (≈ 1.2 ms; the paper-size networks have 12 000 inner steps).
+This module runs the *same* iterates (x-block, v, φ-block, ϕ, μ; ALM or PHR handler; DFP "paper" /
+"standard" / "identity" in the compact form of :class:`~isac_opt.paper_a.unfold.dfp.CompactDFP`; the step-size
+MLPs from their float64 weights, an untrained MLP (W2 = 0) as its exact constant) in three code paths:
 
-* x-block (φ fixed): the legs a, b, the receive Gram Aᵢⱼ = aᵢᴴaⱼ and h̃'(φ) are computed once per block
-  (torch recomputes the Gram at every step);
-* DFP (29a) in the compact form of :class:`~isac_opt.paper_a.unfold.dfp.CompactDFP`, kept on complex
-  vectors: the real inner products of the [Re; Im] stacking are Re(aᴴb), so no stacking copies;
-* the step-size MLPs are evaluated from their float64 weights extracted once.
+* :mod:`.fastnet_jit` — explicit loops compiled by numba, one realisation at a time; the default when numba
+  is installed. Objectives: detection (−SINR·fscale, A.7) and DoA (CRB·cscale, A.8, the closed-form
+  reverse mode of :func:`~isac_opt.paper_a.doa.crb_torch.crb_value_grad`);
+* numpy, batched (detection only), and its batch-1 specialisation :class:`_Fast1` (block invariants
+  hoisted, delays as one gather, the ALM CI term skipped while β = 0).
 
 Same algorithm, same order of updates, same guards (skip rule (28), zero-modulus fallback of the
 projection): the iterates equal the torch ones up to floating-point rounding (tested to 1e-9 over several
-layers; over thousands of steps rounding differences may grow, as between any two BLAS builds, which is
-why designs are still certified afterwards by the feasibility layer, repair and start guard).
+layers). Over thousands of steps rounding differences can grow (the paper-size networks amplify them);
+designs are certified afterwards (feasibility layer, repair, start guard) whatever the engine.
 
-Shapes (batch first): u (B, M, L), φ (B, N) complex128; β (B, K, L) float64; ρ (B,).
+Entry points: :class:`NumpyNet` (``forward(batch, state, layers)`` on a detection ``Batch`` or a DoA
+``DoaBatch``), :func:`engine_for` (cached per network). Shapes (batch first): u (B, M, L), φ (B, N)
+complex128; β (B, K, L) float64; ρ (B,).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["NumpyNet", "numpy_forward", "HAVE_JIT"]
+__all__ = ["NumpyNet", "numpy_forward", "engine_for", "HAVE_JIT"]
 
 # the compiled batch-1 kernel (fastnet_jit) needs numba; without it the numpy batch-1 code runs
 HAVE_JIT = importlib.util.find_spec("numba") is not None
@@ -146,13 +148,15 @@ class NumpyNet:
     def forward(self, batch, state=None, layers=None):
         """Run ``layers`` (default all T) from ``state`` (default ``batch.state0``, an AdmmState of torch
         tensors); returns the final AdmmState as torch tensors (float64/complex128, CPU)."""
-        from ..unfold import AdmmState
-        st0 = state if state is not None else batch.state0
+        from .step import AdmmState
+        st0 = state if state is not None else (batch.state0() if callable(batch.state0) else batch.state0)
         P = _Problem(batch)
         S = {k: getattr(st0, k).detach().cpu().numpy().astype(
             np.complex128 if getattr(st0, k).is_complex() else np.float64)
             for k in ("x", "phi", "v", "vphi", "mu1", "mu2", "beta_x", "beta_phi", "rho")}
         lay = range(self.cfg.T) if layers is None else layers
+        if P.obj == 1 and not self.jit:
+            raise ValueError("NumpyNet: the DoA (CRB) objective runs only in the compiled kernel (needs numba)")
         if self.jit:
             self._forward_jit(P, S, lay)
         elif P.A0.shape[0] == 1 and self.fast1:
@@ -213,10 +217,12 @@ class NumpyNet:
         for i in range(P.A0.shape[0]):
             prob = (c(P.A0[i]), c(P.Ar[i]), c(P.Ga[i]), c(P.B0[i]), c(P.Br[i]), c(P.Gb[i]), c(P.Hk[i]),
                     c(P.Hrk[i]), c(P.Gu[i]), c(P.Sc[i]), bins)
+            crbd = (c(P.A0x[i]), c(P.Arx[i]), c(P.B0x[i]), c(P.Brx[i]), P.aidx, P.tsrc, P.tshift)
             out = fastnet_jit.forward1(
                 prob, *(c(S[k][i]) for k in keys), float(S["rho"][i]), lay, cfg.J, cfg.R,
                 {"identity": 0, "paper": 1, "standard": 2}[cfg.dfp_variant], cfg.handler == "alm",
-                cfg.update_phi, P.ci, float(cfg.amp_x), float(P.sc[i]), float(P.gscale[i]), sn, cs, *tabs)
+                cfg.update_phi, P.ci, float(cfg.amp_x), float(P.sc[i]), float(P.gscale[i]), sn, cs, *tabs,
+                P.obj, crbd, P.ridge)
             for k, v in zip(keys, out):
                 outs[k][i] = v
         S.update(outs)
@@ -342,7 +348,9 @@ class _Problem:
     """Numpy copy of a detection :class:`~isac_opt.paper_a.detect.core.Batch` (normalised units, A.7)."""
 
     def __init__(self, batch):
-        p = batch.problem
+        doa = hasattr(batch, "prob")                 # a DoaBatch (CRB objective) or a detection Batch
+        p = batch.prob.det if doa else batch.problem
+        self.obj = 1 if doa else 0
         c = lambda a: a.detach().cpu().numpy().astype(np.complex128)  # noqa: E731
         self.A0, self.Ar, self.Ga = c(p.A0), c(p.Ar), c(p.Ga)
         self.B0, self.Br, self.Gb = c(p.B0), c(p.Br), c(p.Gb)
@@ -371,6 +379,26 @@ class _Problem:
         self.il, self.okl = np.clip(il, None, L - 1), (il < L).astype(np.float64)
         self.eye = np.eye(self.Q)
         self.sc = -self.fscale                                   # f = −F·fscale
+        self.ridge = 0.0
+        Bn, M, N = self.A0.shape[0], self.A0.shape[2], self.Ar.shape[2]
+        if doa:                                                  # f = CRB·cscale, stacks of crb_torch._layout
+            dp = batch.prob
+            self.sc = dp.cscale.detach().cpu().double().numpy()
+            self.ridge = float(batch.cfg.ridge)
+            v = lambda a: np.broadcast_to(a.detach().cpu().numpy().astype(np.complex128), (Bn, 1, a.shape[-1]))  # noqa: E731
+            zM, zN = np.zeros((Bn, 1, M), complex), np.zeros((Bn, 1, N), complex)
+            self.A0x = np.concatenate([self.A0, zM, v(dp.dA0)], axis=1)
+            self.Arx = np.concatenate([self.Ar, v(dp.dAr), zN], axis=1)
+            self.B0x = np.concatenate([self.B0, v(dp.dB0), zM], axis=1)
+            self.Brx = np.concatenate([self.Br, zN, v(dp.dBr)], axis=1)
+            Q1 = self.Q + 1
+            self.aidx = np.array(list(range(1, Q1)) + [0, Q1 + 1, 0, Q1, 0], dtype=np.int64)
+            self.tsrc = np.array(list(range(1, Q1)) + [0, 0, Q1, 0, Q1 + 1], dtype=np.int64)
+            self.tshift = np.array(list(bins[1:]) + [bins[0]] * 5, dtype=np.int64)
+        else:                                                    # typed placeholders of the kernel
+            z2 = np.zeros((Bn, 1, 1), complex)
+            self.A0x = self.Arx = self.B0x = self.Brx = z2
+            self.aidx = self.tsrc = self.tshift = np.zeros(1, dtype=np.int64)
         self.cs2 = (2.0 * self.sc)[:, None]
 
     # legs and structures ---------------------------------------------------------------------
@@ -726,6 +754,24 @@ class _Fast1:
                 d = g1
             z, zr, g, gr, Lv = znew, znr, g1, g1r, Lv1
         return z
+
+
+def engine_for(cfg, net=None, params=None) -> NumpyNet:
+    """A :class:`NumpyNet` for ``net`` (or constant ``params``) and ``cfg``, cached on the network: building the
+    MLP tables of a paper-size network costs ≈ 0.3 s, more than its compiled forward. The key holds the
+    parameters' in-place version counters and storage, so a network changed since (training, a new
+    ``load_state_dict``) gets fresh tables."""
+    if net is None:
+        return NumpyNet(cfg, params=params)
+    ps = list(net.parameters())
+    key = (cfg, tuple(p._version for p in ps), tuple(p.data_ptr() for p in ps))
+    cache = net.__dict__.setdefault("_fastnet_cache", {})
+    eng = cache.get(key)
+    if eng is None:
+        if len(cache) >= 4:
+            cache.clear()
+        eng = cache[key] = NumpyNet(cfg, net=net)
+    return eng
 
 
 def numpy_forward(batch, cfg, net=None, params=None, layers=None, state=None):
