@@ -381,7 +381,10 @@ PAPER_TABLE2 = {32: 0.296, 64: 1.468, 128: 7.991}    # A's Table II, "Proposed" 
 def table2(out_dir, quick=False, workers=1, **kw):
     """Time per design at N = 32/64/128: unfolded DoA network and unsupervised MLP [Table II].
 
-    One sample at a time, after one warm-up design, 1 torch thread, float64, CPU. ``t_start`` = A.10
+    One sample at a time, after one warm-up design, 1 torch thread, float64, CPU, with the default inference
+    engine (``DoaNet.infer``: the numba kernel of :mod:`isac_opt.paper_a.unfold.fastnet` when installed);
+    the paper-size network also with the torch engine on ``n_paper_torch`` designs (default 1; 0: none),
+    the baseline in the same run. ``t_start`` = A.10
     start (Riemannian φ⁰ + SOCP x⁰), ``t_net`` = network forward + per-slot CI repair, ``t_total`` = their sum. The
     unsupervised MLP's input size depends on N, so N ≠ 64 is timed with a freshly initialised MLP of the
     same architecture (identical cost); the unfolded network is N-agnostic (shipped weights).
@@ -416,21 +419,25 @@ def table2(out_dir, quick=False, workers=1, **kw):
             except WeightsError as e:
                 print(f"table2: unfolded-doa-lite not timed: {e}", file=sys.stderr)
         n_paper = int(kw.get("n_paper", 1 if quick else 2))
+        n_paper_torch = int(kw.get("n_paper_torch", 1))
+        if n_paper_torch > 0:     # the previous engine (torch step function) as the baseline, same run
+            nets.append((plab + ", torch engine (baseline)", pnet, 2 if quick else None))
         for lab, net, TT in nets:
             t_s, t_n = [], []
-            for i, c in enumerate(chs[:n_paper + 1] if "paper size" in lab else chs):
+            eng = "torch" if "torch engine" in lab else "auto"
+            npt = n_paper_torch if eng == "torch" else n_paper
+            for i, c in enumerate(chs[:npt + 1] if "paper size" in lab else chs):
                 t0 = time.perf_counter()
                 st = start_points(scn, [c], "ris", SEED)
                 t1 = time.perf_counter()
                 b = DoaBatch(scn, [c], st, net.cfg, "ris")
-                with torch.no_grad():
-                    s_ = net.forward(b, TT)
+                s_ = net.infer(b, TT, engine=eng)
                 repair_ci(scn, [c], *b.designs(s_), st)
                 t2 = time.perf_counter()
                 if i:
                     t_s.append(t1 - t0)
                     t_n.append(t2 - t1)
-            rows.append({"N": N, "method": lab, "t_start_s": np.mean(t_s), "t_net_s": np.mean(t_n),
+            rows.append({"N": N, "method": lab, "engine": eng, "t_start_s": np.mean(t_s), "t_net_s": np.mean(t_n),
                          "t_total_s": np.mean(t_s) + np.mean(t_n), "t_total_std_s": float(np.std(np.add(t_s, t_n))),
                          "n": len(t_n), "T_J_R": f"{TT or net.cfg.T}/{net.cfg.J}/{net.cfg.R}", "machine": mach,
                          "A_proposed_s": PAPER_TABLE2.get(N, float("nan"))})
