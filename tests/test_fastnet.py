@@ -256,3 +256,18 @@ def test_doa_paper_size_network_layer_by_layer(scn):
             st = nxt
     assert float(np.median(diffs)) < 1e-9 and max(diffs) < 1e-4, diffs
     assert fastnet.engine_for(cfg, net=net.net) is eng            # cached per network and configuration
+
+
+@pytest.mark.skipif(not fastnet.HAVE_JIT, reason="trace= needs the compiled kernel (numba)")
+def test_trace_is_called_after_every_layer_with_the_torch_states(scn):
+    """The certified DoA runner tracks the best feasible iterate through trace(state) after every layer:
+    the engine calls it once per layer with the same states the torch network passes."""
+    net, b = _doa_batch(scn, "doa_unfolded_K3.pt", B=2, seed=21)
+    cfg = b.cfg.admm(b.update_phi, 5)
+    seen_t, seen_j = [], []
+    with torch.no_grad():
+        net.net(b.state0(), b.objective, b.constraint, layers=range(5), cfg=cfg, trace=seen_t.append)
+    end = fastnet.engine_for(cfg, net=net.net).forward(b, layers=range(5), trace=seen_j.append)
+    assert len(seen_j) == len(seen_t) == 5
+    assert max(_diff(a, c) for a, c in zip(seen_t, seen_j)) < 1e-9
+    assert _diff(end, seen_j[-1]) == 0.0

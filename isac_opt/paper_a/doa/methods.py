@@ -83,8 +83,15 @@ def _runner(method: str, net, T=None):
     from ..unfold import solve
 
     def run(b, trace):
+        from .model import _use_jit
         cfg = b.cfg.admm(b.update_phi, T or INFER_T.get(method, net.cfg.T))
         with torch.no_grad():
+            if _use_jit(b, "auto"):                 # the compiled kernel (unfold.fastnet), same iterates
+                from ..unfold.fastnet import engine_for
+                from .model import extend_layers
+                eng = (engine_for(cfg, params=b.cfg.params()) if method == "classical-doa"
+                       else engine_for(cfg, net=extend_layers(net, cfg.T).net))
+                return eng.forward(b, layers=range(cfg.T), trace=trace)
             if method == "classical-doa":
                 return solve(b.state0(), b.objective, b.constraint, cfg, b.cfg.params(),
                              monitor=lambda s: (trace(s), torch.ones(b.batch, dtype=b.u0.real.dtype))[1])[0]

@@ -145,7 +145,7 @@ class NumpyNet:
         self._tab = None
 
     # ------------------------------------------------------------------------------------------
-    def forward(self, batch, state=None, layers=None):
+    def forward(self, batch, state=None, layers=None, trace=None):
         """Run ``layers`` (default all T) from ``state`` (default ``batch.state0``, an AdmmState of torch
         tensors); returns the final AdmmState as torch tensors (float64/complex128, CPU)."""
         from .step import AdmmState
@@ -157,8 +157,10 @@ class NumpyNet:
         lay = range(self.cfg.T) if layers is None else layers
         if P.obj == 1 and not self.jit:
             raise ValueError("NumpyNet: the DoA (CRB) objective runs only in the compiled kernel (needs numba)")
+        if trace is not None and not self.jit:
+            raise ValueError("NumpyNet: trace= needs the compiled kernel (numba)")
         if self.jit:
-            self._forward_jit(P, S, lay)
+            self._forward_jit(P, S, lay, trace, st0.x.device)
         elif P.A0.shape[0] == 1 and self.fast1:
             _Fast1(self, batch).forward(S, lay)
         else:
@@ -202,30 +204,38 @@ class NumpyNet:
         self._tab = tabs[0] + tabs[2] + tabs[1] + tabs[3]
         return self._tab
 
-    def _forward_jit(self, P, S, layers):
+    def _forward_jit(self, P, S, layers, trace=None, dev=None):
         """Every sample through the compiled kernel in turn (at these sizes one compiled sample is cheaper than
-        its share of a batched numpy step)."""
+        its share of a batched numpy step). ``trace(state)`` (torch AdmmState), if given, is called after
+        every layer, as :class:`~isac_opt.paper_a.unfold.model.UnfoldedAdmm` does."""
         from . import fastnet_jit
+        from .step import AdmmState
         cfg = self.cfg
         bins = np.asarray(P.bins_, dtype=np.int64)
-        lay = np.asarray(list(layers), dtype=np.int64)
+        lay = list(layers)
         sn, cs = (P.sin, P.cos) if P.ci else (0.0, 1.0)
         tabs = self._tables()
         keys = ("x", "phi", "v", "vphi", "mu1", "mu2", "beta_x", "beta_phi")
-        outs = {k: np.empty_like(S[k]) for k in keys}
         c = np.ascontiguousarray
-        for i in range(P.A0.shape[0]):
-            prob = (c(P.A0[i]), c(P.Ar[i]), c(P.Ga[i]), c(P.B0[i]), c(P.Br[i]), c(P.Gb[i]), c(P.Hk[i]),
-                    c(P.Hrk[i]), c(P.Gu[i]), c(P.Sc[i]), bins)
-            crbd = (c(P.A0x[i]), c(P.Arx[i]), c(P.B0x[i]), c(P.Brx[i]), P.aidx, P.tsrc, P.tshift)
-            out = fastnet_jit.forward1(
-                prob, *(c(S[k][i]) for k in keys), float(S["rho"][i]), lay, cfg.J, cfg.R,
-                {"identity": 0, "paper": 1, "standard": 2}[cfg.dfp_variant], cfg.handler == "alm",
-                cfg.update_phi, P.ci, float(cfg.amp_x), float(P.sc[i]), float(P.gscale[i]), sn, cs, *tabs,
-                P.obj, crbd, P.ridge)
-            for k, v in zip(keys, out):
-                outs[k][i] = v
-        S.update(outs)
+        probs = [(c(P.A0[i]), c(P.Ar[i]), c(P.Ga[i]), c(P.B0[i]), c(P.Br[i]), c(P.Gb[i]), c(P.Hk[i]),
+                  c(P.Hrk[i]), c(P.Gu[i]), c(P.Sc[i]), bins) for i in range(P.A0.shape[0])]
+        crbds = [(c(P.A0x[i]), c(P.Arx[i]), c(P.B0x[i]), c(P.Brx[i]), P.aidx, P.tsrc, P.tshift)
+                 for i in range(P.A0.shape[0])]
+        variant = {"identity": 0, "paper": 1, "standard": 2}[cfg.dfp_variant]
+        groups = [lay] if trace is None else [[t] for t in lay]
+        for grp in groups:
+            g = np.asarray(grp, dtype=np.int64)
+            outs = {k: np.empty_like(S[k]) for k in keys}
+            for i, (prob, crbd) in enumerate(zip(probs, crbds)):
+                out = fastnet_jit.forward1(
+                    prob, *(c(S[k][i]) for k in keys), float(S["rho"][i]), g, cfg.J, cfg.R, variant,
+                    cfg.handler == "alm", cfg.update_phi, P.ci, float(cfg.amp_x), float(P.sc[i]),
+                    float(P.gscale[i]), sn, cs, *tabs, P.obj, crbd, P.ridge)
+                for k, v in zip(keys, out):
+                    outs[k][i] = v
+            S.update(outs)
+            if trace is not None:
+                trace(AdmmState(**{k: torch.as_tensor(v, device=dev) for k, v in S.items()}))
 
     def _layer(self, P, S, t):
         cfg = self.cfg
