@@ -609,6 +609,13 @@ class _Fast1:
         S["mu1"] = S["mu1"] + rho * (S["x"] - S["v"])
         S["mu2"] = S["mu2"] + rho * (S["phi"] - S["vphi"])
 
+    def _dual(self, blk, t, j, zt, beta, alm):
+        """Dual step (26a)/(33a) at z̃ = (h̃'u) ⊙ S: β⁺ = max(β + η g̃, 0), and the CI term for β⁺."""
+        gval = self.gs - (self.gsin * zt.real - self.gcos * np.abs(zt.imag))
+        eta = self.net.params.dual(blk, t, j, gval[None], beta[None])[0]
+        beta = np.maximum(beta + eta * gval, 0.0)
+        return beta, self._ci_terms(beta, eta, alm)
+
     def _ci_terms(self, beta, eta, alm):
         """Per-ALM-iteration constants of the CI term, or None when it is exactly 0 (ALM, β = 0).
         Returns (pen(zt) → (value, W ⊙ ∂), ...) as a closure over precomputed arrays."""
@@ -637,7 +644,7 @@ class _Fast1:
         return pen
 
     def _xblock(self, S, t, rho):
-        cfg, prm = self.cfg, self.net.params
+        cfg = self.cfg
         alm = cfg.handler == "alm"
         z, aux, mu, beta = S["x"][0], S["v"][0], S["mu1"][0], S["beta_x"][0]
         phi = S["phi"][0]
@@ -654,11 +661,7 @@ class _Fast1:
         for j in range(cfg.J):
             pen = None
             if self.ci:
-                zt = (ht @ z) * Sc
-                gval = self.gs - (self.gsin * zt.real - self.gcos * np.abs(zt.imag))
-                eta = prm.dual("x", t, j, gval[None], beta[None])[0]
-                beta = np.maximum(beta + eta * gval, 0.0)
-                pen = self._ci_terms(beta, eta, alm)
+                beta, pen = self._dual("x", t, j, (ht @ z) * Sc, beta, alm)
 
             def lagr(zz, pen=pen):
                 F, _, _, _, Gts = self._core(zz, a, ac, b, A, bufr, bufl)
@@ -675,7 +678,7 @@ class _Fast1:
         return z, beta
 
     def _phiblock(self, S, t, rho):
-        cfg, prm = self.cfg, self.net.params
+        cfg = self.cfg
         alm = cfg.handler == "alm"
         z, aux, mu, beta = S["phi"][0], S["vphi"][0], S["mu2"][0], S["beta_phi"][0]
         u = S["x"][0]
@@ -688,11 +691,7 @@ class _Fast1:
         for j in range(cfg.J):
             pen = None
             if self.ci:
-                zt = ((self.Hk + (self.Hrk * z) @ self.Gu) @ u) * Sc
-                gval = self.gs - (self.gsin * zt.real - self.gcos * np.abs(zt.imag))
-                eta = prm.dual("phi", t, j, gval[None], beta[None])[0]
-                beta = np.maximum(beta + eta * gval, 0.0)
-                pen = self._ci_terms(beta, eta, alm)
+                beta, pen = self._dual("phi", t, j, ((self.Hk + (self.Hrk * z) @ self.Gu) @ u) * Sc, beta, alm)
 
             def lagr(zz, pen=pen):
                 a, b, ht = self.legs(zz)

@@ -354,6 +354,53 @@ def _alpha_gram(ax, aidx):
 
 
 @njit(cache=True)
+def _ci_grad_x(G, ht, Wc):
+    """G (M, L) += h̃'ᴴ Wc: the CI term's gradient in u."""
+    K, M = ht.shape
+    L = Wc.shape[1]
+    for k in range(K):
+        for m in range(M):
+            c = ht[k, m].conjugate()
+            for l in range(L):
+                G[m, l] += c * Wc[k, l]
+
+
+@njit(cache=True)
+def _ci_grad_phi(Gf, Hrk, Wc, GuU):
+    """Gf (N,) += Σ_k conj(H_rk[k, n]) (Wc (G u)ᴴ)[k, n]: the CI term's gradient in φ."""
+    K, N = Hrk.shape
+    L = Wc.shape[1]
+    for n in range(N):
+        s = 0j
+        for k in range(K):
+            acc = 0j
+            for l in range(L):
+                acc += Wc[k, l] * GuU[n, l].conjugate()
+            s += Hrk[k, n].conjugate() * acc
+        Gf[n] += s
+
+
+@njit(cache=True)
+def _legs_grad_phi(Xa, Ga, Ar, Xb, Gb, Br, scale):
+    """Σ_i conj(Ar[i, n]) (Xa Gaᴴ)[i, n] + conj(Br[i, n]) (Xb Gbᴴ)[i, n], times ``scale``: the gradient in φ
+    through the legs a = A0 + (Ar ⊙ φ) Ga, b = B0 + (Br ⊙ φ) Gb given G_a = Xa, G_b = Xb."""
+    R, M = Xa.shape
+    N = Ga.shape[0]
+    Gf = np.zeros(N, dtype=np.complex128)
+    for n in range(N):
+        s = 0j
+        for r in range(R):
+            sa = 0j
+            sb = 0j
+            for m in range(M):
+                sa += Xa[r, m] * Ga[n, m].conjugate()
+                sb += Xb[r, m] * Gb[n, m].conjugate()
+            s += Ar[r, n].conjugate() * sa + Br[r, n].conjugate() * sb
+        Gf[n] = s * scale
+    return Gf
+
+
+@njit(cache=True)
 def _quad(zf, Gf, aux, mu, rho):
     quad = 0.0
     for i in range(zf.size):
@@ -380,12 +427,7 @@ def _lagr_crb(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, 
         if use_ci:
             pv, Wc = _ci(u, ht, Sc, beta, eta, alm, gs, sn, cs)
             f += pv
-            K = ht.shape[0]
-            for k in range(K):
-                for m in range(M):
-                    c = ht[k, m].conjugate()
-                    for l in range(L):
-                        G[m, l] += c * Wc[k, l]
+            _ci_grad_x(G, ht, Wc)
         Gf = G.reshape(zf.size)
     else:
         u, GuU = fix[0], fix[2]
@@ -393,34 +435,12 @@ def _lagr_crb(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, 
         ax = _leg(A0x, Arx, Ga, phi)
         bx = _leg(B0x, Brx, Gb, phi)
         crb, _, Gax, Gbx = _crb_vg(u, ax, bx, _alpha_gram(ax, aidx), crbd, bins, ridge, False, True)
-        R3, M = ax.shape
-        L = u.shape[1]
-        N = phi.size
         f = crb * sc
-        Gf = np.zeros(N, dtype=np.complex128)
-        for n in range(N):
-            s = 0j
-            for r in range(R3):
-                sa = 0j
-                sb = 0j
-                for m in range(M):
-                    sa += Gax[r, m] * Ga[n, m].conjugate()
-                    sb += Gbx[r, m] * Gb[n, m].conjugate()
-                s += Arx[r, n].conjugate() * sa + Brx[r, n].conjugate() * sb
-            Gf[n] = s * sc
+        Gf = _legs_grad_phi(Gax, Ga, Arx, Gbx, Gb, Brx, sc)
         if use_ci:
-            ht = _leg(Hk, Hrk, Gu, phi)
-            pv, Wc = _ci(u, ht, Sc, beta, eta, alm, gs, sn, cs)
+            pv, Wc = _ci(u, _leg(Hk, Hrk, Gu, phi), Sc, beta, eta, alm, gs, sn, cs)
             f += pv
-            K = ht.shape[0]
-            for n in range(N):
-                s = 0j
-                for k in range(K):
-                    acc = 0j
-                    for l in range(L):
-                        acc += Wc[k, l] * GuU[n, l].conjugate()
-                    s += Hrk[k, n].conjugate() * acc
-                Gf[n] += s
+            _ci_grad_phi(Gf, Hrk, Wc, GuU)
     return f + _quad(zf, Gf, aux, mu, rho), Gf
 
 
@@ -449,12 +469,7 @@ def _lagr(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, 
         if use_ci:
             pv, Wc = _ci(u, ht, Sc, beta, eta, alm, gs, sn, cs)
             f += pv
-            K = ht.shape[0]
-            for k in range(K):
-                for m in range(M):
-                    c = ht[k, m].conjugate()
-                    for l in range(L):
-                        G[m, l] += c * Wc[k, l]
+            _ci_grad_x(G, ht, Wc)
         Gf = G.reshape(zf.size)
     else:
         u, uH_unused, GuU = fix[0], fix[1], fix[2]
@@ -476,38 +491,13 @@ def _lagr(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, 
                     s2 += Gts[i, l] * u[m, l].conjugate()
                 Ga_[i, m] = cg[i] * s1
                 Gb_[i, m] = s2
-        Gf = np.zeros(N, dtype=np.complex128)
-        for n in range(N):
-            s = 0j
-            for i in range(Q1):
-                sa = 0j
-                sb = 0j
-                for m in range(M):
-                    sa += Ga_[i, m] * Ga[n, m].conjugate()
-                    sb += Gb_[i, m] * Gb[n, m].conjugate()
-                s += Ar[i, n].conjugate() * sa + Br[i, n].conjugate() * sb
-            Gf[n] = s
+        Gf = _legs_grad_phi(Ga_, Ga, Ar, Gb_, Gb, Br, 1.0)
         f = F * sc
         if use_ci:
-            ht = _leg(Hk, Hrk, Gu, phi)
-            pv, Wc = _ci(u, ht, Sc, beta, eta, alm, gs, sn, cs)
+            pv, Wc = _ci(u, _leg(Hk, Hrk, Gu, phi), Sc, beta, eta, alm, gs, sn, cs)
             f += pv
-            K = ht.shape[0]
-            for n in range(N):
-                s = 0j
-                for k in range(K):
-                    acc = 0j
-                    for l in range(L):
-                        acc += Wc[k, l] * GuU[n, l].conjugate()
-                    s += Hrk[k, n].conjugate() * acc
-                Gf[n] += s
-    quad = 0.0
-    for i in range(zf.size):
-        d0 = zf[i] - aux[i]
-        dz = d0 + mu[i] / rho
-        quad += dz.real * dz.real + dz.imag * dz.imag
-        Gf[i] += rho * d0 + mu[i]
-    return f + 0.5 * rho * quad, Gf
+            _ci_grad_phi(Gf, Hrk, Wc, GuU)
+    return f + _quad(zf, Gf, aux, mu, rho), Gf
 
 
 @njit(cache=True)
