@@ -206,8 +206,8 @@ def _options(kw: dict, quick: bool, workers: int) -> dict:
         raise IsacError(f"doa-layers: nets={kw.get('nets')!r}: expected a comma list of {', '.join(NETS)}")
     src = QUICK_DEPTHS if quick else DEPTHS
     o["depth_lists"] = {
-        "unfolded-doa": _depth_list(o["depths"], "depths") if o["depths"] else list(src["unfolded-doa"]),
-        "unfolded-doa-paper": (_depth_list(o["depths_paper"], "depths_paper") if o["depths_paper"]
+        "unfolded-doa": _depth_list(o["depths"], "depths") if o["depths"] is not None else list(src["unfolded-doa"]),
+        "unfolded-doa-paper": (_depth_list(o["depths_paper"], "depths_paper") if o["depths_paper"] is not None
                                else list(src["unfolded-doa-paper"]))}
     return o
 
