@@ -314,36 +314,59 @@ def _loadavg() -> str:
         return "?"
 
 
+def _equal_time(cur) -> list:
+    """Per recorded trained depth: (CPU s of the trained net, paired ratio trained / untrained at the
+    recorded untrained depth of closest CPU time, its 95 % CI)."""
+    out = []
+    for d, tr in sorted(cur["trained"].items()):
+        du = min(cur["untrained"], key=lambda e: abs(cur["untrained"][e]["cpu_s"] - tr["cpu_s"]))
+        out.append((tr["cpu_s"], *ratio_ci(tr["cert"], cur["untrained"][du]["cert"])))
+    return out
+
+
 def _plot(path, rows, curves):
+    """Three panels: mean certified CRB vs t (95 % CI), mean CRB vs CPU time per design (every recorded
+    depth; CIs at the table's depths), paired trained/untrained ratio at equal CPU time (95 % CI)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axs = plt.subplots(1, 2, figsize=(11, 4.3))
+    fig, axs = plt.subplots(1, 3, figsize=(15, 4.4))
     try:
-        for name, mk in (("unfolded-doa", "o"), ("unfolded-doa-paper", "s")):
+        for name, mk, cols in (("unfolded-doa", "o", ("C0", "C1")), ("unfolded-doa-paper", "s", ("C2", "C3"))):
             rr = [r for r in rows if r["net"] == name]
             if not rr:
                 continue
             x = [r["layers"] for r in rr]
-            for tag, ls in (("trained", "-"), ("untrained", "--")):
-                y = [r[f"{tag}_crb"] for r in rr]
-                e = [r[f"{tag}_crb_ci95"] for r in rr]
+            for (tag, ls), col in zip((("trained", "-"), ("untrained", "--")), cols):
                 lab = f"{name}, {tag}" + (" (classical steps)" if tag == "untrained" else "")
-                axs[0].errorbar(x, y, e, fmt=mk + ls, capsize=2, ms=4, label=lab)
+                axs[0].errorbar(x, [r[f"{tag}_crb"] for r in rr], [r[f"{tag}_crb_ci95"] for r in rr],
+                                fmt=mk + ls, color=col, capsize=2, ms=4, label=lab)
                 c = curves[name][tag]
                 ds = sorted(c)
-                axs[1].errorbar([c[d]["cpu_s"] for d in ds], [c[d]["cert"].mean() for d in ds],
-                                [_mean_ci(c[d]["cert"])[1] for d in ds], fmt=mk + ls, capsize=1, ms=2.5,
-                                label=lab)
+                axs[1].plot([c[d]["cpu_s"] for d in ds], [c[d]["cert"].mean() for d in ds], ls, color=col,
+                            label=lab)
+                axs[1].errorbar([c[d]["cpu_s"] for d in x], [c[d]["cert"].mean() for d in x],
+                                [_mean_ci(c[d]["cert"])[1] for d in x], fmt=mk, color=col, capsize=2, ms=4)
+            eq = _equal_time(curves[name])
+            axs[2].plot([e[0] for e in eq], [e[1] for e in eq], mk + "-", color=cols[0], ms=3, label=name)
+            axs[2].fill_between([e[0] for e in eq], [e[2] for e in eq], [e[3] for e in eq], color=cols[0],
+                                alpha=0.25)
         for ax, xl in ((axs[0], "layers t"), (axs[1], "CPU seconds per design (batched, 1 thread)")):
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel(xl)
-            ax.set_ylabel("held-out CRB, certified [rad²] (95 % CI)")
+            ax.set_ylabel("held-out mean CRB, certified [rad²] (95 % CI)")
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=7)
+        axs[2].axhline(1.0, color="k", lw=0.8)
+        axs[2].axhline(0.9, color="k", lw=0.8, ls=":", label="−10 % (issue 14 goal)")
+        axs[2].set_xscale("log")
+        axs[2].set_xlabel("CPU seconds per design (batched, 1 thread)")
+        axs[2].set_ylabel("CRB trained / untrained at equal time\n(geometric mean of paired ratios, 95 % CI)")
+        axs[2].grid(alpha=0.3, which="both")
+        axs[2].legend(fontsize=7)
         n0 = {r["net"]: r["n"] for r in rows}
-        fig.suptitle("DoA: CRB vs layers and vs time, trained vs untrained (n = "
+        fig.suptitle("DoA: CRB vs layers and vs time, trained vs untrained, held-out (n = "
                      + ", ".join(f"{k}: {v}" for k, v in n0.items()) + ")", fontsize=9)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
