@@ -51,6 +51,8 @@ TARGETS = [
     Target("fig9", "paper A Fig. 9: CRB vs Γ (T_e = 40/60/80, ALM vs PHR-ALM)", f"{_FIG}:target_fig9"),
     Target("fig10", "paper A Fig. 10: SER vs Γ, detection and DoA designs", f"{_FIG}:target_fig10"),
     Target("table2", "paper A Table II: time per design, DoA networks, N = 32/64/128", f"{_FIG}:target_table2"),
+    Target("doa-layers", "beyond paper A: held-out DoA CRB vs layers and vs time, trained vs untrained, 95 % CIs",
+           "isac_opt.paper_a.doa.layers:layers_curve"),
 ]
 
 TRAINERS = [

@@ -7,5 +7,6 @@
 :mod:`.train`         layer-by-layer training; ``isac-testbed train doa``
 :mod:`.methods`       registrations (methods, trainer, reproduce targets fig8/fig9/fig10/table2)
 :mod:`.figures`       the reproduction targets
+:mod:`.layers`        ``doa-layers``: held-out CRB vs layers and time, trained vs untrained (issue 14)
 See docs/doa.md.
 """
