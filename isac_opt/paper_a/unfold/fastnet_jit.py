@@ -646,7 +646,7 @@ def forward1(prob, x, phi, v, vphi, mu1, mu2, beta_x, beta_phi, rho, layers, J, 
 def warm() -> float:
     """Compile (or load from numba's cache) :func:`forward1` for the argument types the engine uses, on a
     tiny synthetic problem (both objectives); returns the seconds it took. ``make setup`` runs it so that the first design
-    of a fresh install does not pay the compilation (≈ 30–60 s)."""
+    of a fresh install does not pay the compilation (≈ 100 s on the project's VM)."""
     import time
     t0 = time.perf_counter()
     rng = np.random.default_rng(0)
