@@ -135,3 +135,24 @@ def test_bad_options_one_line_exit_2(tmp_path, capsys, opts):
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and "doa-layers" in err and "Traceback" not in err
+
+
+def test_torch_engine_gives_the_same_curve(quick_run, tmp_path):
+    """`--set engine=torch` (the step function) against the default engine (compiled kernel when numba is
+    installed): the same certified and raw CRBs per depth; the engine is recorded in every row."""
+    _, rows, _ = quick_run
+    rc = main(["reproduce", "doa-layers", "--out", str(tmp_path), "--quick", "--set", "engine=torch"])
+    assert rc == 0
+    with open(tmp_path / "doa-layers" / "layers.csv") as f:
+        rows_t = list(csv.DictReader(f))
+    assert [(r["net"], r["layers"]) for r in rows_t] == [(r["net"], r["layers"]) for r in rows]
+    for a, b in zip(rows_t, rows):
+        assert a["engine"] == "torch" and b["engine"] in ("jit", "torch")
+        for col in ("trained_crb", "untrained_crb", "trained_crb_raw", "untrained_crb_raw"):
+            assert abs(float(a[col]) - float(b[col])) <= 1e-8 * abs(float(a[col])), col
+
+
+def test_bad_engine_is_one_line(tmp_path, capsys):
+    assert main(["reproduce", "doa-layers", "--out", str(tmp_path), "--quick", "--set", "engine=gpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "engine" in err[0]

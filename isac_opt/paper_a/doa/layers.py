@@ -60,7 +60,8 @@ UNTRAINED_EXTRA = 1.25      # the untrained network runs 25 % deeper (its layers
 FEAS_STEPS = 20             # = multistart.FEAS_STEPS (the methods' final feasibility layer)
 CI_TOL = 1e-9
 OPTIONS = {"n": int, "n_paper": int, "chunk": int, "seed": int, "nets": str, "depths": str,
-           "depths_paper": str}
+           "depths_paper": str, "engine": str}
+ENGINES = ("auto", "jit", "torch")
 
 
 def heldout_seed(seed: int = 2025) -> int:
@@ -105,9 +106,11 @@ def _certify(b, scn, chs, starts, st):
     return raw.tolist(), raw_ok.tolist(), cert.tolist(), ok
 
 
-def layer_curves(scn: ScenarioA, chs, starts, net, d_trained: int, d_untrained: int, grid_tr, grid_un) -> dict:
+def layer_curves(scn: ScenarioA, chs, starts, net, d_trained: int, d_untrained: int, grid_tr, grid_un,
+                 engine: str = "torch") -> dict:
     """Trained (``net``, extended past its T by :func:`extend_layers`) and untrained (its
-    ``classical_params()``, same structure) networks on one batch, layer by layer, interleaved.
+    ``classical_params()``, same structure) networks on one batch, layer by layer, interleaved, with the
+    inference ``engine`` ("torch": the step function; "jit": the compiled kernel of ``unfold.fastnet``).
 
     Returns {"trained"|"untrained": {str(t): {"raw", "raw_ok", "cert", "cert_ok", "cpu_s", "wall_s"}}} for t
     on ``grid_tr`` / ``grid_un``; lists over the realisations; ``cpu_s``/``wall_s`` = cumulative seconds per
@@ -129,13 +132,19 @@ def layer_curves(scn: ScenarioA, chs, starts, net, d_trained: int, d_untrained: 
     cert_cpu, n_cert = 0.0, 0
     gsets = {"trained": set(grid_tr), "untrained": set(grid_un)}
     st = {"trained": b.state0(), "untrained": b.state0()}
+    if engine == "jit":
+        from ..unfold.fastnet import engine_for
+        e_tr, e_un = engine_for(acfg, net=big.net), engine_for(one, params=params)
     with torch.no_grad():
         for t in range(max(d_trained, d_untrained)):
             for k in ("trained", "untrained"):
                 if t >= (d_trained if k == "trained" else d_untrained):
                     continue
                 c0, w0 = time.process_time(), time.perf_counter()
-                if k == "trained":
+                if engine == "jit":
+                    st[k] = (e_tr.forward(b, state=st[k], layers=[t]) if k == "trained"
+                             else e_un.forward(b, state=st[k], layers=[0]))
+                elif k == "trained":
                     st[k] = big.net(st[k], b.objective, b.constraint, layers=[t], cfg=acfg)
                 else:
                     st[k], _ = solve(st[k], b.objective, b.constraint, one, params)
@@ -153,15 +162,16 @@ def layer_curves(scn: ScenarioA, chs, starts, net, d_trained: int, d_untrained: 
 
 
 def _chunk(task) -> dict:
-    """Chunk job (picklable): (scn, sd, indices, net name, d_tr, d_un, grid_tr, grid_un) → layer_curves."""
-    scn, sd, idx, name, d_tr, d_un, g_tr, g_un = task
+    """Chunk job (picklable): (scn, sd, indices, net name, d_tr, d_un, grid_tr, grid_un[, engine]) → layer_curves."""
+    scn, sd, idx, name, d_tr, d_un, g_tr, g_un = task[:8]
+    engine = task[8] if len(task) > 8 else "torch"
     import torch
     torch.set_num_threads(1)
     from ...executor import cold_solves
     from .weights import load_net
     with cold_solves():
         chs, starts = heldout_set(scn, sd, idx)
-    return layer_curves(scn, chs, starts, load_net(name), d_tr, d_un, g_tr, g_un)
+    return layer_curves(scn, chs, starts, load_net(name), d_tr, d_un, g_tr, g_un, engine)
 
 
 def _mean_ci(v) -> tuple:
@@ -196,12 +206,18 @@ def _options(kw: dict, quick: bool, workers: int) -> dict:
     if bad:
         raise IsacError(f"doa-layers: unknown option(s) {bad}; expected any of {sorted(OPTIONS)}")
     o = {"n": 3 if quick else 200, "n_paper": 2 if quick else 100, "chunk": 25, "seed": 2025,
-         "nets": ",".join(NETS), "depths": None, "depths_paper": None}
+         "nets": ",".join(NETS), "depths": None, "depths_paper": None, "engine": "auto"}
     for k, v in kw.items():
         if OPTIONS[k] is int:
             if isinstance(v, bool) or not isinstance(v, int) or (v < 1 and k != "seed"):
                 raise IsacError(f"doa-layers: {k}={v!r}: expected a positive integer")
         o[k] = v
+    from ..unfold.fastnet import HAVE_JIT
+    if o["engine"] not in ENGINES:
+        raise IsacError(f"doa-layers: engine={o['engine']!r}: expected one of {', '.join(ENGINES)}")
+    if o["engine"] == "jit" and not HAVE_JIT:
+        raise IsacError("doa-layers: engine='jit' needs numba (pip install -c constraints.txt numba)")
+    o["engine"] = ("jit" if HAVE_JIT else "torch") if o["engine"] == "auto" else o["engine"]
     o["nets"] = [s.strip() for s in str(o["nets"]).split(",") if s.strip()]
     if not o["nets"] or any(s not in NETS for s in o["nets"]):
         raise IsacError(f"doa-layers: nets={kw.get('nets')!r}: expected a comma list of {', '.join(NETS)}")
@@ -219,7 +235,8 @@ def layers_curve(out_dir, quick: bool = False, workers: int = 1, **kw) -> list:
 
     Options (``--set``): ``n`` (held-out realisations, cheap net; default 200, quick 3), ``n_paper``
     (paper-size net; default 100, quick 2), ``depths`` / ``depths_paper`` (comma lists), ``nets``,
-    ``chunk`` (realisations per batch, 25), ``seed`` (root, 2025)."""
+    ``chunk`` (realisations per batch, 25), ``seed`` (root, 2025), ``engine`` ("auto": the compiled kernel
+    when numba is installed, "jit", "torch"; part of the chunk key)."""
     from .model import WeightsError
     from .weights import load_net
     o = _options(dict(kw), quick, workers)
@@ -243,10 +260,10 @@ def layers_curve(out_dir, quick: bool = False, workers: int = 1, **kw) -> list:
         g_tr, g_un = record_grid(d_tr, depths), record_grid(d_un, depths)
         from .weights import weights_path
         wsum = _file_digest(weights_path(name))
-        chunks = [Chunk(f"{name}_i{idx[0]}-{idx[-1]}", (scn, sd, idx, name, d_tr, d_un, g_tr, g_un),
+        chunks = [Chunk(f"{name}_i{idx[0]}-{idx[-1]}", (scn, sd, idx, name, d_tr, d_un, g_tr, g_un, o["engine"]),
                         {"scenario": scn.to_dict(), "heldout_seed": sd, "indices": idx, "net": name,
                          "weights_sha256": wsum, "d_trained": d_tr, "d_untrained": d_un, "grid_trained": g_tr,
-                         "grid_untrained": g_un, "feas_steps": FEAS_STEPS})
+                         "grid_untrained": g_un, "feas_steps": FEAS_STEPS, "engine": o["engine"]})
                   for idx in split(n, o["chunk"])]
         res = run_chunked("doa-layers", _chunk, chunks, out / "chunks", o["seed"], desc=f"doa-layers {name}")
         cur = {k: {} for k in ("trained", "untrained")}
@@ -260,7 +277,7 @@ def layers_curve(out_dir, quick: bool = False, workers: int = 1, **kw) -> list:
         cert_s = float(np.mean([c["cert_cpu_s"] for c in res]))
         for d in depths:
             tr, un = cur["trained"][d], cur["untrained"][d]
-            row = {"net": name, "layers": d, "steps": d * net.cfg.J * net.cfg.R * 2, "n": len(tr["cert"]),
+            row = {"net": name, "engine": o["engine"], "layers": d, "steps": d * net.cfg.J * net.cfg.R * 2, "n": len(tr["cert"]),
                    "layers_trained": trained, "beyond_trained": "reuse-last" if d > net.cfg.T else
                    ("classical" if d > trained else "trained")}
             for tag, v in (("trained", tr), ("untrained", un)):
