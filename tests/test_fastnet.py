@@ -271,3 +271,21 @@ def test_trace_is_called_after_every_layer_with_the_torch_states(scn):
     assert len(seen_j) == len(seen_t) == 5
     assert max(_diff(a, c) for a, c in zip(seen_t, seen_j)) < 1e-9
     assert _diff(end, seen_j[-1]) == 0.0
+
+
+def test_problem_copy_is_cached_per_batch_and_refreshed_when_the_batch_changes(scn, paper_net):
+    """Layer-by-layer calls reuse one numpy copy of the batch; replacing a scale tensor (or modifying one in
+    place) gives a fresh copy, so the result follows the torch network on the changed problem."""
+    b = _batch(scn, 1, "ris", seed=99)
+    eng = fastnet.engine_for(paper_net.cfg, net=paper_net)
+    eng.forward(b, layers=[0])
+    P1 = fastnet._problem_of(b)
+    assert fastnet._problem_of(b) is P1
+    b.problem.gscale = b.problem.gscale * 3.0              # replaced
+    assert fastnet._problem_of(b) is not P1
+    b.problem.fscale.mul_(0.5)                              # modified in place
+    P3 = fastnet._problem_of(b)
+    assert float(P3.fscale[0]) == float(b.problem.fscale[0])
+    with torch.no_grad():
+        ref = paper_net(b.state0, b.objective, b.constraint, layers=[0])
+    assert _diff(ref, eng.forward(b, layers=[0])) < 1e-9

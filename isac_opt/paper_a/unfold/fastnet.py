@@ -150,7 +150,7 @@ class NumpyNet:
         tensors); returns the final AdmmState as torch tensors (float64/complex128, CPU)."""
         from .step import AdmmState
         st0 = state if state is not None else (batch.state0() if callable(batch.state0) else batch.state0)
-        P = _Problem(batch)
+        P = _problem_of(batch)
         S = {k: getattr(st0, k).detach().cpu().numpy().astype(
             np.complex128 if getattr(st0, k).is_complex() else np.float64)
             for k in ("x", "phi", "v", "vphi", "mu1", "mu2", "beta_x", "beta_phi", "rho")}
@@ -354,6 +354,26 @@ class NumpyNet:
         return z
 
 
+def _problem_of(batch) -> "_Problem":
+    """The numpy copy of ``batch``'s problem, cached on the batch: layer-by-layer callers (``trace``, the
+    layers curves) would otherwise copy every tensor again for each layer. The cache holds the very tensor
+    objects it was made from (so none can be freed and its identity reused) plus their in-place version
+    counters; a batch whose problem, scales or constraint were replaced or modified gets a fresh copy."""
+    p = batch.prob.det if hasattr(batch, "prob") else batch.problem
+    objs = [getattr(p, k) for k in ("A0", "Ar", "Ga", "B0", "Br", "Gb", "Hk", "Hrk", "Gu", "Sc", "fscale",
+                                    "gscale")] + [batch.constraint]
+    if hasattr(batch, "prob"):
+        objs += [batch.prob.cscale, batch.prob.dA0, batch.prob.dB0, batch.prob.dAr, batch.prob.dBr, batch.cfg]
+    vers = tuple(getattr(o, "_version", None) for o in objs)
+    hit = batch.__dict__.get("_fastnet_problem")
+    if hit is not None and len(hit[0]) == len(objs) and all(a is b for a, b in zip(hit[0], objs)) \
+            and hit[1] == vers:
+        return hit[2]
+    P = _Problem(batch)
+    batch.__dict__["_fastnet_problem"] = (objs, vers, P)
+    return P
+
+
 class _Problem:
     """Numpy copy of a detection :class:`~isac_opt.paper_a.detect.core.Batch` (normalised units, A.7)."""
 
@@ -528,7 +548,7 @@ class _Fast1:
     precomputed β-weighted arrays (β is fixed within an ALM iteration)."""
 
     def __init__(self, net: "NumpyNet", batch):
-        P = _Problem(batch)
+        P = _problem_of(batch)
         self.net, self.cfg = net, net.cfg
         self.ci = P.ci
         sq = lambda a: np.ascontiguousarray(a[0])  # noqa: E731
