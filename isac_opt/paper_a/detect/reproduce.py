@@ -386,7 +386,8 @@ def _layers_chunk(task) -> dict:
         from ..unfold.fastnet import NumpyNet
         e_n, e_c = NumpyNet(net.cfg, net=net), NumpyNet(one, params=params)
         e_n.jit = e_c.jit = engine == "jit"
-        e_n._tables(), e_c._tables()             # built once, outside the timed layers
+        from ..unfold.fastnet import _problem_of
+        e_n._tables(), e_c._tables(), _problem_of(b)       # built once, outside the timed layers
 
         def run_n(st, t):
             return e_n.forward(b, state=st, layers=[t])

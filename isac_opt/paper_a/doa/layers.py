@@ -135,7 +135,8 @@ def layer_curves(scn: ScenarioA, chs, starts, net, d_trained: int, d_untrained: 
     if engine == "jit":
         from ..unfold.fastnet import engine_for
         e_tr, e_un = engine_for(acfg, net=big.net), engine_for(one, params=params)
-        e_tr._tables(), e_un._tables()           # built once, outside the timed layers
+        from ..unfold.fastnet import _problem_of
+        e_tr._tables(), e_un._tables(), _problem_of(b)     # built once, outside the timed layers
     with torch.no_grad():
         for t in range(max(d_trained, d_untrained)):
             for k in ("trained", "untrained"):
