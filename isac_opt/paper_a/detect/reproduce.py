@@ -388,6 +388,9 @@ def _layers_chunk(task) -> dict:
         e_n.jit = e_c.jit = engine == "jit"
         from ..unfold.fastnet import _problem_of
         e_n._tables(), e_c._tables(), _problem_of(b)       # built once, outside the timed layers
+        if engine == "jit":                                # load the compiled kernel before timing
+            from ..unfold.fastnet_jit import warm
+            warm()
 
         def run_n(st, t):
             return e_n.forward(b, state=st, layers=[t])

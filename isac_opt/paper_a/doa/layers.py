@@ -137,6 +137,9 @@ def layer_curves(scn: ScenarioA, chs, starts, net, d_trained: int, d_untrained: 
         e_tr, e_un = engine_for(acfg, net=big.net), engine_for(one, params=params)
         from ..unfold.fastnet import _problem_of
         e_tr._tables(), e_un._tables(), _problem_of(b)     # built once, outside the timed layers
+        if engine == "jit":                                # load the compiled kernel before timing
+            from ..unfold.fastnet_jit import warm
+            warm()
     with torch.no_grad():
         for t in range(max(d_trained, d_untrained)):
             for k in ("trained", "untrained"):
