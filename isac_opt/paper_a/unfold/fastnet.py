@@ -629,6 +629,10 @@ class _Fast1:
         S["mu1"] = S["mu1"] + rho * (S["x"] - S["v"])
         S["mu2"] = S["mu2"] + rho * (S["phi"] - S["vphi"])
 
+    def _bufs(self):
+        """Zero-padded (Q+1, 2L) buffers of the delays (their unused halves must stay 0)."""
+        return (np.zeros((self.Q1, 2 * self.L), dtype=complex), np.zeros((self.Q1, 2 * self.L), dtype=complex))
+
     def _dual(self, blk, t, j, zt, beta, alm):
         """Dual step (26a)/(33a) at z̃ = (h̃'u) ⊙ S: β⁺ = max(β + η g̃, 0), and the CI term for β⁺."""
         gval = self.gs - (self.gsin * zt.real - self.gcos * np.abs(zt.imag))
@@ -673,11 +677,7 @@ class _Fast1:
         A = ac @ a.T
         bH = b.conj().T.copy()
         htH = ht.conj().T.copy()
-        Sc = self.Sc
-        mu_r = mu / rho
-        sc = self.sc
-        bufr = np.zeros((self.Q1, 2 * self.L), dtype=complex)
-        bufl = np.zeros((self.Q1, 2 * self.L), dtype=complex)
+        Sc, sc, mu_r, (bufr, bufl) = self.Sc, self.sc, mu / rho, self._bufs()
         for j in range(cfg.J):
             pen = None
             if self.ci:
@@ -703,11 +703,7 @@ class _Fast1:
         z, aux, mu, beta = S["phi"][0], S["vphi"][0], S["mu2"][0], S["beta_phi"][0]
         u = S["x"][0]
         uH = u.conj().T.copy()
-        Sc = self.Sc
-        mu_r = mu / rho
-        sc = self.sc
-        bufr = np.zeros((self.Q1, 2 * self.L), dtype=complex)
-        bufl = np.zeros((self.Q1, 2 * self.L), dtype=complex)
+        Sc, sc, mu_r, (bufr, bufl) = self.Sc, self.sc, mu / rho, self._bufs()
         for j in range(cfg.J):
             pen = None
             if self.ci:

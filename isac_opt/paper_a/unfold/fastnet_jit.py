@@ -67,6 +67,7 @@ def _leg(X0, Xr, G, phi):
 
 @njit(cache=True)
 def _gram(a):
+    """A[i, j] = Σ_m conj(a[i, m]) a[j, m] (Gram of the rows)."""
     Q1, M = a.shape
     A = np.empty((Q1, Q1), dtype=np.complex128)
     for i in range(Q1):
@@ -76,6 +77,34 @@ def _gram(a):
                 s += a[i, m].conjugate() * a[j, m]
             A[i, j] = s
     return A
+
+
+@njit(cache=True)
+def _solve_i_plus(Gm, Rhs):
+    """X = (I + Gm)⁻¹ Rhs for a Hermitian PSD Gm (Q × Q) and Rhs (Q × k): I + Gm is Hermitian PD, so Gaussian
+    elimination needs no pivoting (the small solves of the MVDR SINR, A.7, and of the CRB's Woodbury form, A.8)."""
+    Q = Gm.shape[0]
+    k = Rhs.shape[1]
+    Aug = np.empty((Q, Q + k), dtype=np.complex128)
+    for i in range(Q):
+        for j in range(Q):
+            Aug[i, j] = Gm[i, j] + (1.0 if i == j else 0.0)
+        for j in range(k):
+            Aug[i, Q + j] = Rhs[i, j]
+    for c in range(Q):
+        inv = 1.0 / Aug[c, c]
+        for i in range(c + 1, Q):
+            f = Aug[i, c] * inv
+            for jj in range(c, Q + k):
+                Aug[i, jj] -= f * Aug[c, jj]
+    X = np.zeros((Q, k), dtype=np.complex128)
+    for col in range(k):
+        for i in range(Q - 1, -1, -1):
+            acc = Aug[i, Q + col]
+            for jj in range(i + 1, Q):
+                acc -= Aug[i, jj] * X[jj, col]
+            X[i, col] = acc / Aug[i, i]
+    return X
 
 
 @njit(cache=True)
@@ -92,31 +121,9 @@ def _core(u, a, b, A, bins, cs2):
             for m in range(M):
                 s += b[i, m] * u[m, l - d]
             t[i, l] = s
-    P = np.empty((Q1, Q1), dtype=np.complex128)
-    for i in range(Q1):
-        for j in range(Q1):
-            s = 0j
-            for l in range(L):
-                s += t[i, l].conjugate() * t[j, l]
-            P[i, j] = A[i, j] * s
+    P = A * _gram(t)
     # w = (I + Γ)⁻¹ r, Γ = P[1:, 1:] Hermitian PSD: elimination without pivoting
-    Aug = np.empty((Q, Q + 1), dtype=np.complex128)
-    for i in range(Q):
-        for j in range(Q):
-            Aug[i, j] = P[i + 1, j + 1] + (1.0 if i == j else 0.0)
-        Aug[i, Q] = P[i + 1, 0]
-    for c in range(Q):
-        inv = 1.0 / Aug[c, c]
-        for i in range(c + 1, Q):
-            f = Aug[i, c] * inv
-            for jj in range(c, Q + 1):
-                Aug[i, jj] -= f * Aug[c, jj]
-    w = np.zeros(Q, dtype=np.complex128)
-    for i in range(Q - 1, -1, -1):
-        acc = Aug[i, Q]
-        for jj in range(i + 1, Q):
-            acc -= Aug[i, jj] * w[jj]
-        w[i] = acc / Aug[i, i]
+    w = _solve_i_plus(P[1:, 1:], P[1:, :1])[:, 0]
     F = P[0, 0].real
     for i in range(Q):
         F -= (P[i + 1, 0].conjugate() * w[i]).real
@@ -211,36 +218,13 @@ def _crb_vg(u, ax, bx, A, crbd, bins, ridge, want_u, want_phi):
         d = tshift[i]
         for l in range(d, L):
             tau[i, l] = bu[tsrc[i], l - d]
-    T = np.empty((na, na), dtype=np.complex128)
-    for i in range(na):
-        for j in range(na):
-            s = 0j
-            for l in range(L):
-                s += tau[i, l].conjugate() * tau[j, l]
-            T[i, j] = s
+    T = _gram(tau)
     P = A * T
     # Z = (I + P_cc)⁻¹ P_cy (Q × 5), W5 = P_yy − P_cyᴴ Z; I + P_cc is Hermitian PD: no pivoting
     Z = np.zeros((Q, 5), dtype=np.complex128)
     W5 = P[Q:, Q:].copy()
     if Q > 0:
-        Aug = np.empty((Q, Q + 5), dtype=np.complex128)
-        for i in range(Q):
-            for j in range(Q):
-                Aug[i, j] = P[i, j] + (1.0 if i == j else 0.0)
-            for j in range(5):
-                Aug[i, Q + j] = P[i, Q + j]
-        for c in range(Q):
-            inv = 1.0 / Aug[c, c]
-            for i in range(c + 1, Q):
-                f = Aug[i, c] * inv
-                for jj in range(c, Q + 5):
-                    Aug[i, jj] -= f * Aug[c, jj]
-        for k in range(5):
-            for i in range(Q - 1, -1, -1):
-                acc = Aug[i, Q + k]
-                for jj in range(i + 1, Q):
-                    acc -= Aug[i, jj] * Z[jj, k]
-                Z[i, k] = acc / Aug[i, i]
+        Z = _solve_i_plus(P[:Q, :Q], P[:Q, Q:])
         for a in range(5):
             for b in range(5):
                 s = 0j
@@ -313,11 +297,7 @@ def _crb_vg(u, ax, bx, A, crbd, bins, ridge, want_u, want_phi):
     Gu = e
     if want_u:
         Gu = np.zeros((M, L), dtype=np.complex128)
-        for r in range(R3):
-            for m in range(M):
-                c = bx[r, m].conjugate()
-                for l in range(L):
-                    Gu[m, l] += c * Gtt[r, l]
+        _addH(Gu, bx, Gtt)
     Gax = e
     Gbx = e
     if want_phi:
@@ -341,28 +321,30 @@ def _crb_vg(u, ax, bx, A, crbd, bins, ridge, want_u, want_phi):
 
 @njit(cache=True)
 def _alpha_gram(ax, aidx):
-    na = aidx.size
-    M = ax.shape[1]
-    A = np.empty((na, na), dtype=np.complex128)
-    for i in range(na):
-        for j in range(na):
-            s = 0j
-            for m in range(M):
-                s += ax[aidx[i], m].conjugate() * ax[aidx[j], m]
-            A[i, j] = s
-    return A
+    """Gram of the leg atoms α_i = ax[aidx_i]."""
+    return _gram(ax[aidx])
 
 
 @njit(cache=True)
-def _ci_grad_x(G, ht, Wc):
-    """G (M, L) += h̃'ᴴ Wc: the CI term's gradient in u."""
-    K, M = ht.shape
-    L = Wc.shape[1]
-    for k in range(K):
+def _addH(G, X, Y):
+    """G (M, L) += Xᴴ Y for X (R, M), Y (R, L) (adjoint of a leg product; in place)."""
+    R, M = X.shape
+    L = Y.shape[1]
+    for r in range(R):
         for m in range(M):
-            c = ht[k, m].conjugate()
+            c = X[r, m].conjugate()
             for l in range(L):
-                G[m, l] += c * Wc[k, l]
+                G[m, l] += c * Y[r, l]
+
+
+@njit(cache=True)
+def _x_ci(f, G, u, ht, Sc, beta, eta, use_ci, alm, gs, sn, cs):
+    """x-block: add the CI penalty at u to the value f (returned) and its gradient h̃'ᴴWc to G (in place)."""
+    if not use_ci:
+        return f
+    pv, Wc = _ci(u, ht, Sc, beta, eta, alm, gs, sn, cs)
+    _addH(G, ht, Wc)
+    return f + pv
 
 
 @njit(cache=True)
@@ -401,6 +383,17 @@ def _legs_grad_phi(Xa, Ga, Ar, Xb, Gb, Br, scale):
 
 
 @njit(cache=True)
+def _phi_ci(f, Gf, u, phi, prob, GuU, beta, eta, use_ci, alm, gs, sn, cs):
+    """φ-block: add the CI penalty at φ to the value f (returned) and its gradient to Gf (in place)."""
+    if not use_ci:
+        return f
+    Hk, Hrk, Gu, Sc = prob[6], prob[7], prob[8], prob[9]
+    pv, Wc = _ci(u, _leg(Hk, Hrk, Gu, phi), Sc, beta, eta, alm, gs, sn, cs)
+    _ci_grad_phi(Gf, Hrk, Wc, GuU)
+    return f + pv
+
+
+@njit(cache=True)
 def _quad(zf, Gf, aux, mu, rho):
     quad = 0.0
     for i in range(zf.size):
@@ -422,12 +415,8 @@ def _lagr_crb(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, 
         u = zf.reshape((shape0, shape1))
         crb, Gu_, _, _ = _crb_vg(u, ax, bx, A, crbd, bins, ridge, True, False)
         M, L = u.shape
-        f = crb * sc
         G = Gu_ * sc
-        if use_ci:
-            pv, Wc = _ci(u, ht, Sc, beta, eta, alm, gs, sn, cs)
-            f += pv
-            _ci_grad_x(G, ht, Wc)
+        f = _x_ci(crb * sc, G, u, ht, Sc, beta, eta, use_ci, alm, gs, sn, cs)
         Gf = G.reshape(zf.size)
     else:
         u, GuU = fix[0], fix[2]
@@ -435,12 +424,8 @@ def _lagr_crb(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, 
         ax = _leg(A0x, Arx, Ga, phi)
         bx = _leg(B0x, Brx, Gb, phi)
         crb, _, Gax, Gbx = _crb_vg(u, ax, bx, _alpha_gram(ax, aidx), crbd, bins, ridge, False, True)
-        f = crb * sc
         Gf = _legs_grad_phi(Gax, Ga, Arx, Gbx, Gb, Brx, sc)
-        if use_ci:
-            pv, Wc = _ci(u, _leg(Hk, Hrk, Gu, phi), Sc, beta, eta, alm, gs, sn, cs)
-            f += pv
-            _ci_grad_phi(Gf, Hrk, Wc, GuU)
+        f = _phi_ci(crb * sc, Gf, u, phi, prob, GuU, beta, eta, use_ci, alm, gs, sn, cs)
     return f + _quad(zf, Gf, aux, mu, rho), Gf
 
 
@@ -460,16 +445,8 @@ def _lagr(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, 
         Q1, M = b.shape
         L = u.shape[1]
         G = np.zeros((M, L), dtype=np.complex128)
-        for i in range(Q1):
-            for m in range(M):
-                c = b[i, m].conjugate()
-                for l in range(L):
-                    G[m, l] += c * Gts[i, l]
-        f = F * sc
-        if use_ci:
-            pv, Wc = _ci(u, ht, Sc, beta, eta, alm, gs, sn, cs)
-            f += pv
-            _ci_grad_x(G, ht, Wc)
+        _addH(G, b, Gts)
+        f = _x_ci(F * sc, G, u, ht, Sc, beta, eta, use_ci, alm, gs, sn, cs)
         Gf = G.reshape(zf.size)
     else:
         u, uH_unused, GuU = fix[0], fix[1], fix[2]
@@ -492,11 +469,7 @@ def _lagr(mode, zf, shape0, shape1, prob, fix, beta, eta, use_ci, alm, aux, mu, 
                 Ga_[i, m] = cg[i] * s1
                 Gb_[i, m] = s2
         Gf = _legs_grad_phi(Ga_, Ga, Ar, Gb_, Gb, Br, 1.0)
-        f = F * sc
-        if use_ci:
-            pv, Wc = _ci(u, _leg(Hk, Hrk, Gu, phi), Sc, beta, eta, alm, gs, sn, cs)
-            f += pv
-            _ci_grad_phi(Gf, Hrk, Wc, GuU)
+        f = _phi_ci(F * sc, Gf, u, phi, prob, GuU, beta, eta, use_ci, alm, gs, sn, cs)
     return f + _quad(zf, Gf, aux, mu, rho), Gf
 
 
