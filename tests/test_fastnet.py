@@ -17,13 +17,13 @@ KEYS = ("x", "phi", "v", "vphi", "mu1", "mu2", "beta_x", "beta_phi")
 
 
 def _engines(cfg, **kw):
-    """The three code paths of NumpyNet: compiled kernel (numba), numpy batch-1, numpy batched."""
+    """The two code paths of NumpyNet: compiled kernel (numba) and the numpy (batched) fallback."""
     out = {}
-    for name, jit, fast1 in (("jit", True, True), ("fast1", False, True), ("batched", False, False)):
+    for name, jit in (("jit", True), ("numpy", False)):
         if jit and not fastnet.HAVE_JIT:
             continue
         e = fastnet.NumpyNet(cfg, **kw)
-        e.jit, e.fast1 = jit, fast1
+        e.jit = jit
         out[name] = e
     return out
 
@@ -50,7 +50,7 @@ def _batch(scn, B, variant, seed=321):
 @pytest.mark.parametrize("variant", ["ris", "random-ris", "radar-only"])
 def test_trained_paper_net_two_layers_match_torch(scn, paper_net, B, variant):
     """Shipped paper-size weights (trained layers 0, 1: the MLPs are active), both the batched and the
-    batch-1 code paths, all variants (φ-block on/off, no CI for radar-only)."""
+    numpy code paths, all variants (φ-block on/off, no CI for radar-only)."""
     b = _batch(scn, B, variant)
     cfg = replace(paper_net.cfg, update_phi=updates_phi(variant))
     with torch.no_grad():
@@ -103,26 +103,12 @@ def test_untrained_layer_mlp_is_constant_exactly(paper_net):
     assert isinstance(m.mlp["x", t, "s"][(0, 0)], float)
     gn, lv = torch.tensor([0.37], dtype=torch.float64), torch.tensor([-2.5], dtype=torch.float64)
     with torch.no_grad():
-        assert m.step1("x", t, 3, 4, 0.37, -2.5) == float(tp.step("x", t, 3, 4, gn, lv))
+        assert float(m.step("x", t, 3, 4, gn.numpy(), lv.numpy())[0]) == float(tp.step("x", t, 3, 4, gn, lv))
         gz = torch.rand(1, 3, 20, dtype=torch.float64)
         assert np.array_equal(m.dual("phi", t, 2, gz.numpy(), gz.numpy()), tp.dual("phi", t, 2, gz, gz).numpy())
         # a trained layer is evaluated (not constant) and agrees with torch
         assert not isinstance(m.mlp["x", 0, "s"][(0, 0)], float)
-        assert abs(m.step1("x", 0, 0, 0, 0.37, -2.5) - float(tp.step("x", 0, 0, 0, gn, lv))) < 1e-14
-
-
-def test_mvdr_small_against_lapack():
-    rng = np.random.default_rng(3)
-    for Q in (1, 2, 3, 4):
-        X = rng.standard_normal((Q + 1, 6)) + 1j * rng.standard_normal((Q + 1, 6))
-        Y = rng.standard_normal((Q + 1, 9)) + 1j * rng.standard_normal((Q + 1, 9))
-        P = (X.conj() @ X.T) * (Y.conj() @ Y.T)
-        w, F, uq = fastnet._mvdr_small(P.tolist(), Q)
-        Gam, r = P[1:, 1:], P[1:, 0]
-        w_ref = np.linalg.solve(np.eye(Q) + Gam, r)
-        np.testing.assert_allclose(w, w_ref, rtol=1e-12, atol=1e-12)
-        assert abs(F - (P[0, 0] - r.conj() @ w_ref).real) < 1e-9 * abs(P[0, 0])
-        np.testing.assert_allclose(uq, P[0, 1:] - w_ref.conj() @ Gam, rtol=1e-10, atol=1e-10)
+        assert abs(float(m.step("x", 0, 0, 0, gn.numpy(), lv.numpy())[0]) - float(tp.step("x", 0, 0, 0, gn, lv))) < 1e-14
 
 
 def test_run_batch_engines_give_the_same_certified_design(scn, paper_net):

@@ -5,13 +5,13 @@ pluggable objective/constraint, CUDA). At batch 1 on a CPU its cost is not arith
 of ≈ 150 small torch calls per inner step (≈ 1.2 ms; the paper-size networks have 12 000 inner steps).
 This module runs the *same* iterates (x-block, v, φ-block, ϕ, μ; ALM or PHR handler; DFP "paper" /
 "standard" / "identity" in the compact form of :class:`~isac_opt.paper_a.unfold.dfp.CompactDFP`; the step-size
-MLPs from their float64 weights, an untrained MLP (W2 = 0) as its exact constant) in three code paths:
+MLPs from their float64 weights, an untrained MLP (W2 = 0) as its exact constant) in two code paths:
 
 * :mod:`.fastnet_jit` — explicit loops compiled by numba, one realisation at a time; the default when numba
   is installed. Objectives: detection (−SINR·fscale, A.7) and DoA (CRB·cscale, A.8, the closed-form
   reverse mode of :func:`~isac_opt.paper_a.doa.crb_torch.crb_value_grad`);
-* numpy, batched (detection only), and its batch-1 specialisation :class:`_Fast1` (block invariants
-  hoisted, delays as one gather, the ALM CI term skipped while β = 0).
+* numpy, batched (detection only): the fallback when numba cannot be imported (numba is a dependency of
+  the project; the fallback is kept for platforms without an llvmlite wheel and as a second reference).
 
 Same algorithm, same order of updates, same guards (skip rule (28), zero-modulus fallback of the
 projection): the iterates equal the torch ones up to floating-point rounding (tested to 1e-9 over several
@@ -32,7 +32,7 @@ import torch
 
 __all__ = ["NumpyNet", "numpy_forward", "engine_for", "HAVE_JIT"]
 
-# the compiled batch-1 kernel (fastnet_jit) needs numba; without it the numpy batch-1 code runs
+# the compiled kernel (fastnet_jit) needs numba; without it the batched numpy code runs (detection only)
 HAVE_JIT = importlib.util.find_spec("numba") is not None
 
 
@@ -100,15 +100,6 @@ class _Mlps:
         feats = np.stack([np.log10(gnorm + 1e-30), np.log10(np.abs(lval) + 1e-30)], axis=-1)
         return _softplus(np.tanh(feats @ W1T + b1) @ W2 + b2)
 
-    def step1(self, block, t, j, r, gnorm: float, lval: float) -> float:
-        """Batch-1 step size from Python floats."""
-        p = self.mlp[block, t, "s"][(j, r)]
-        if isinstance(p, float):
-            return p
-        W1T, b1, W2, b2 = p
-        o = float(np.tanh(math.log10(gnorm + 1e-30) * W1T[0] + math.log10(abs(lval) + 1e-30) * W1T[1] + b1) @ W2) + b2
-        return o if o > 20.0 else math.log1p(math.exp(o))
-
 
 class _Const:
     """ConstantParams as numpy."""
@@ -121,9 +112,6 @@ class _Const:
 
     def step(self, block, t, j, r, gnorm, lval):
         return np.full_like(gnorm, self.v[block][1])
-
-    def step1(self, block, t, j, r, gnorm, lval):
-        return self.v[block][1]
 
 
 class NumpyNet:
@@ -140,7 +128,6 @@ class NumpyNet:
             raise ValueError("NumpyNet: reset_beta=True is not supported by the numpy engine")
         self.cfg = cfg
         self.params = _Mlps(net) if net is not None else _Const(params)
-        self.fast1 = True            # batch-1 specialisation (_Fast1); False: the batched code at B = 1
         self.jit = HAVE_JIT          # every sample through the compiled kernel (fastnet_jit) when numba is there
         self._tab = None
 
@@ -161,8 +148,6 @@ class NumpyNet:
             raise ValueError("NumpyNet: trace= needs the compiled kernel (numba)")
         if self.jit:
             self._forward_jit(P, S, lay, trace, st0.x.device)
-        elif P.A0.shape[0] == 1 and self.fast1:
-            _Fast1(self, batch).forward(S, lay)
         else:
             for t in lay:
                 self._layer(P, S, t)
@@ -505,280 +490,6 @@ class _Problem:
     def ci_phi(self, u, phi, gu_u, beta, eta, alm):
         val, Wc = self._pen(u, self.htil(phi), beta, eta, alm)
         return val, (self.HrkC * (Wc @ np.conj(np.swapaxes(gu_u, -1, -2)))).sum(1)
-
-
-def _mvdr_small(Pl, Q):
-    """From the (Q+1)×(Q+1) Gram P (nested Python lists): w = (I + Γ)⁻¹ r, F = P₀₀ − rᴴw and
-    u_q = P₀q − wᴴΓ_{:,q}, with Γ = P[1:, 1:], r = P[1:, 0] [spec A.7]. I + Γ is Hermitian positive definite
-    (Γ is a Hadamard product of two Gram matrices), so Gaussian elimination needs no pivoting; on Python
-    complex scalars it is cheaper than a LAPACK call at Q ≤ 4."""
-    A = [[(1.0 if i == j else 0.0) + Pl[i + 1][j + 1] for j in range(Q)] + [Pl[i + 1][0]] for i in range(Q)]
-    for c in range(Q):
-        Ac = A[c]
-        inv = 1.0 / Ac[c]
-        for i in range(c + 1, Q):
-            Ai = A[i]
-            f = Ai[c] * inv
-            for jj in range(c, Q + 1):
-                Ai[jj] -= f * Ac[jj]
-    w = [0j] * Q
-    for i in range(Q - 1, -1, -1):
-        Ai = A[i]
-        acc = Ai[Q]
-        for jj in range(i + 1, Q):
-            acc -= Ai[jj] * w[jj]
-        w[i] = acc / Ai[i]
-    F = Pl[0][0].real
-    for i in range(Q):
-        F -= (Pl[i + 1][0].conjugate() * w[i]).real
-    wc = [v.conjugate() for v in w]
-    uq = []
-    for q in range(Q):
-        acc = Pl[0][q + 1]
-        for i in range(Q):
-            acc -= wc[i] * Pl[i + 1][q + 1]
-        uq.append(acc)
-    return w, F, uq
-
-
-class _Fast1:
-    """Batch-1 specialisation of :class:`NumpyNet`: 2-D arrays and Python scalars, block invariants hoisted,
-    delays as single gathers from zero-padded buffers, and — with the ALM handler — the CI term skipped
-    while every multiplier is 0 (its value and gradient are then exactly 0) and otherwise reduced to
-    precomputed β-weighted arrays (β is fixed within an ALM iteration)."""
-
-    def __init__(self, net: "NumpyNet", batch):
-        P = _problem_of(batch)
-        self.net, self.cfg = net, net.cfg
-        self.ci = P.ci
-        sq = lambda a: np.ascontiguousarray(a[0])  # noqa: E731
-        self.A0, self.Ar, self.Ga = sq(P.A0), sq(P.Ar), sq(P.Ga)
-        self.B0, self.Br, self.Gb = sq(P.B0), sq(P.Br), sq(P.Gb)
-        self.Hk, self.Hrk, self.Gu, self.Sc = sq(P.Hk), sq(P.Hrk), sq(P.Gu), sq(P.Sc)
-        self.GaH, self.GbH, self.GuH = self.Ga.conj().T.copy(), self.Gb.conj().T.copy(), self.Gu.conj().T.copy()
-        self.ArC, self.BrC, self.HrkC = self.Ar.conj(), self.Br.conj(), self.Hrk.conj()
-        self.Q1 = self.A0.shape[0]
-        self.Q = self.Q1 - 1
-        # b and h̃' share their RIS matrix (G) in both leg models: one product for both
-        self.shared = bool(np.array_equal(self.Gb, self.Gu))
-        if self.shared:
-            self.BH0 = np.vstack([self.B0, self.Hk])
-            self.BHr = np.vstack([self.Br, self.Hrk])
-            self.BHrC = self.BHr.conj()
-        L = P.okr.shape[1]
-        self.L = L
-        bins = np.asarray(batch.problem.bins)[:, None]
-        ll = np.arange(L)[None]
-        rows = np.arange(self.Q1)[:, None] * 2 * L
-        # delays as gathers from (Q+1, 2L) buffers whose unused half stays 0:
-        # right shift t[i, l] = bu[i, l − d_i] (bu stored in columns L..2L−1), left shift
-        # Gts[i, l] = Gt[i, l + d_i] (Gt stored in columns 0..L−1); out-of-range reads land on zeros.
-        self.idx_r = rows + L + ll - bins
-        self.idx_l = rows + ll + bins
-        self.sc = float(P.sc[0])
-        self.cs2 = 2.0 * self.sc
-        self.gs = float(P.gscale[0])
-        if self.ci:
-            self.sin, self.cos = P.sin, P.cos
-            self.gsin, self.gcos = self.gs * P.sin, self.gs * P.cos
-        self.ScC = self.Sc.conj()
-
-    # ------------------------------------------------------------------------------------------
-    def legs(self, phi):
-        a = self.A0 + (self.Ar * phi) @ self.Ga
-        if self.shared:
-            bh = self.BH0 + (self.BHr * phi) @ self.Gb
-            return a, bh[:self.Q1], bh[self.Q1:]
-        return a, self.B0 + (self.Br * phi) @ self.Gb, self.Hk + (self.Hrk * phi) @ self.Gu
-
-    def _core(self, u, a, ac, b, A, bufr, bufl):
-        """SinrObjective.value_grad's structured pieces: F, t, M_m, the scaled coefficients cg, J_dᵀG_t."""
-        L = self.L
-        np.matmul(b, u, out=bufr[:, L:])
-        t = bufr.ravel()[self.idx_r]
-        P = A * (t.conj() @ t.T)
-        if self.Q > 0:
-            w, F, uq = _mvdr_small(P.tolist(), self.Q)
-            cs2 = self.cs2
-            coef_m = np.array([1.0] + [-v for v in w])
-            cg = np.array([cs2] + [-cs2 * v for v in uq])
-        else:
-            F = P[0, 0].real
-            coef_m = np.ones(1, dtype=complex)
-            cg = np.full(1, self.cs2, dtype=complex)
-        Mm = (a.T * coef_m) @ t
-        np.matmul(cg[:, None] * ac, Mm, out=bufl[:, :L])
-        return F, t, Mm, cg, bufl.ravel()[self.idx_l]
-
-    # ------------------------------------------------------------------------------------------
-    def forward(self, S, layers):
-        for t in layers:
-            self._layer(S, t)
-        return S
-
-    def _layer(self, S, t):
-        cfg = self.cfg
-        rho = float(S["rho"][0])
-        x, bx = self._xblock(S, t, rho)
-        S["x"], S["beta_x"] = x[None], bx[None]
-        S["v"] = _proj(rho * S["x"] + S["mu1"], cfg.amp_x, S["x"])
-        if cfg.update_phi:
-            phi, bp = self._phiblock(S, t, rho)
-            S["phi"], S["beta_phi"] = phi[None], bp[None]
-            S["vphi"] = _proj(rho * S["phi"] + S["mu2"], 1.0, S["phi"])
-        S["mu1"] = S["mu1"] + rho * (S["x"] - S["v"])
-        S["mu2"] = S["mu2"] + rho * (S["phi"] - S["vphi"])
-
-    def _bufs(self):
-        """Zero-padded (Q+1, 2L) buffers of the delays (their unused halves must stay 0)."""
-        return (np.zeros((self.Q1, 2 * self.L), dtype=complex), np.zeros((self.Q1, 2 * self.L), dtype=complex))
-
-    def _dual(self, blk, t, j, zt, beta, alm):
-        """Dual step (26a)/(33a) at z̃ = (h̃'u) ⊙ S: β⁺ = max(β + η g̃, 0), and the CI term for β⁺."""
-        gval = self.gs - (self.gsin * zt.real - self.gcos * np.abs(zt.imag))
-        eta = self.net.params.dual(blk, t, j, gval[None], beta[None])[0]
-        beta = np.maximum(beta + eta * gval, 0.0)
-        return beta, self._ci_terms(beta, eta, alm)
-
-    def _ci_terms(self, beta, eta, alm):
-        """Per-ALM-iteration constants of the CI term, or None when it is exactly 0 (ALM, β = 0).
-        Returns (pen(zt) → (value, W ⊙ ∂), ...) as a closure over precomputed arrays."""
-        gs, gsin, gcos = self.gs, self.gsin, self.gcos
-        if alm:
-            if not beta.any():
-                return None
-            c0 = gs * float(beta.sum())
-            bsin, bcos = beta * gsin, beta * gcos
-            Wb = beta * gs * self.ScC
-            Wb1, Wb2 = -self.sin * Wb, 1j * self.cos * Wb
-
-            def pen(zt):
-                zi = zt.imag
-                # Σ β g̃ with g̃ = gs − gs sinΘ Re z̃ + gs cosΘ |Im z̃|
-                val = c0 - float(np.vdot(bsin, zt.real)) + float(np.vdot(bcos, np.abs(zi)))
-                return val, Wb1 + Wb2 * np.sign(zi)
-        else:
-            def pen(zt):
-                zi = zt.imag
-                g = gs - (gsin * zt.real - gcos * np.abs(zi))
-                h = np.maximum(eta * g + beta, 0.0)
-                W = h * gs * self.ScC
-                return float((h * h).sum()) / (2.0 * eta) if np.ndim(eta) == 0 else float((h * h / (2.0 * eta)).sum()), \
-                    -self.sin * W + (1j * self.cos) * W * np.sign(zi)
-        return pen
-
-    def _xblock(self, S, t, rho):
-        cfg = self.cfg
-        alm = cfg.handler == "alm"
-        z, aux, mu, beta = S["x"][0], S["v"][0], S["mu1"][0], S["beta_x"][0]
-        phi = S["phi"][0]
-        a, b, ht = self.legs(phi)
-        ac = a.conj()
-        A = ac @ a.T
-        bH = b.conj().T.copy()
-        htH = ht.conj().T.copy()
-        Sc, sc, mu_r, (bufr, bufl) = self.Sc, self.sc, mu / rho, self._bufs()
-        for j in range(cfg.J):
-            pen = None
-            if self.ci:
-                beta, pen = self._dual("x", t, j, (ht @ z) * Sc, beta, alm)
-
-            def lagr(zz, pen=pen):
-                F, _, _, _, Gts = self._core(zz, a, ac, b, A, bufr, bufl)
-                G = bH @ Gts
-                f = F * sc
-                if pen is not None:
-                    pv, Wc = pen((ht @ zz) * Sc)
-                    G = G + htH @ Wc
-                    f = f + pv
-                dz = zz - aux + mu_r
-                return f + 0.5 * rho * np.vdot(dz, dz).real, G + rho * dz
-
-            z = self._qn(z, lagr, "x", t, j, cfg.amp_x)
-        return z, beta
-
-    def _phiblock(self, S, t, rho):
-        cfg = self.cfg
-        alm = cfg.handler == "alm"
-        z, aux, mu, beta = S["phi"][0], S["vphi"][0], S["mu2"][0], S["beta_phi"][0]
-        u = S["x"][0]
-        uH = u.conj().T.copy()
-        Sc, sc, mu_r, (bufr, bufl) = self.Sc, self.sc, mu / rho, self._bufs()
-        for j in range(cfg.J):
-            pen = None
-            if self.ci:
-                beta, pen = self._dual("phi", t, j, ((self.Hk + (self.Hrk * z) @ self.Gu) @ u) * Sc, beta, alm)
-
-            def lagr(zz, pen=pen):
-                a, b, ht = self.legs(zz)
-                ac = a.conj()
-                F, tt, Mm, cg, Gts = self._core(u, a, ac, b, ac @ a.T, bufr, bufl)
-                f = F * sc
-                Ga_ = cg[:, None] * (tt.conj() @ Mm.T)
-                Gb_ = Gts @ uH
-                if pen is not None:
-                    pv, Wc = pen((ht @ u) * Sc)
-                    f = f + pv
-                    if self.shared:
-                        G = (self.ArC * (Ga_ @ self.GaH)).sum(0) + \
-                            (self.BHrC * (np.vstack([Gb_, Wc @ uH]) @ self.GbH)).sum(0)
-                    else:
-                        G = (self.ArC * (Ga_ @ self.GaH)).sum(0) + (self.BrC * (Gb_ @ self.GbH)).sum(0) + \
-                            (self.HrkC * ((Wc @ uH) @ self.GuH)).sum(0)
-                else:
-                    G = (self.ArC * (Ga_ @ self.GaH)).sum(0) + (self.BrC * (Gb_ @ self.GbH)).sum(0)
-                dz = zz - aux + mu_r
-                return f + 0.5 * rho * np.vdot(dz, dz).real, G + rho * dz
-
-            z = self._qn(z, lagr, "phi", t, j, 1.0)
-        return z, beta
-
-    def _qn(self, z, lagr, blk, t, j, amp):
-        """quasi_newton_block for one sample: real inner products are dot products of float64 views."""
-        R, variant = self.cfg.R, self.cfg.dfp_variant
-        step = self.net.params.step1
-        Lv, g = lagr(z)
-        d = g
-        dfp = variant != "identity"
-        if dfp:
-            U = np.zeros((2 * (R - 1), 2 * z.size))
-            s = np.zeros(2 * (R - 1))
-        k = 0
-        zr = z.ravel().view(np.float64)
-        gr = g.ravel().view(np.float64)
-        for r in range(R):
-            gn = math.sqrt(gr @ gr)
-            znew = _proj(z - step(blk, t, j, r, gn, Lv) * d, amp, z)
-            if r == R - 1:
-                return znew
-            Lv1, g1 = lagr(znew)
-            g1r = g1.ravel().view(np.float64)
-            znr = znew.ravel().view(np.float64)
-            if dfp:
-                if k:
-                    Uk = U[:k]
-                    Hg1 = g1r + ((Uk @ g1r) * s[:k]) @ Uk
-                else:
-                    Hg1 = g1r
-                Hy, delta = U[k], U[k + 1]
-                np.subtract(Hg1, d.ravel().view(np.float64), out=Hy)       # H y = H g₁ − H g
-                np.subtract(znr, zr, out=delta)
-                U2 = U[k:k + 2]
-                yHy, yd = (U2 @ (g1r - gr)).tolist()                         # Hy·y, δ·y
-                dd = float(delta @ delta)
-                if dd > 0 and yd > gn * dd and yHy > 0:                     # (28) + guards
-                    c1 = -1.0 / yHy
-                    c2 = yHy / (yd * yd) if variant == "paper" else 1.0 / yd
-                    s[k], s[k + 1] = c1, c2
-                    e1, e2 = (U2 @ g1r).tolist()                             # Hy·g₁, δ·g₁
-                    d = (Hg1 + np.array([c1 * e1, c2 * e2]) @ U2).view(np.complex128).reshape(z.shape)
-                else:                       # skipped: zero coefficients, H unchanged
-                    d = Hg1.view(np.complex128).reshape(z.shape)
-                k += 2
-            else:
-                d = g1
-            z, zr, g, gr, Lv = znew, znr, g1, g1r, Lv1
-        return z
 
 
 def engine_for(cfg, net=None, params=None) -> NumpyNet:

@@ -6,9 +6,9 @@ tiny matrices of the detection problem (M × L waveform, Q + 1 legs, K users, N 
 by numba (``cache=True``: later processes load the machine code). At batch 1 the numpy engine is bound by
 ≈ 1 µs per array call (≈ 50 calls per inner step); here an inner step is a few thousand flops.
 
-Used by :class:`~isac_opt.paper_a.unfold.fastnet.NumpyNet` at batch 1 when numba is installed
-(``isac_opt.paper_a.unfold.fastnet.HAVE_JIT``); otherwise the numpy batch-1 code runs. Tested against the
-torch step function layer by layer (tests/test_fastnet.py).
+Used by :class:`~isac_opt.paper_a.unfold.fastnet.NumpyNet` (one realisation at a time) when numba is
+installed (``isac_opt.paper_a.unfold.fastnet.HAVE_JIT``); otherwise the batched numpy code runs (detection
+only). Tested against the torch step function layer by layer (tests/test_fastnet.py).
 
 Conventions: complex128 / float64; z flattened per block (x: M·L, φ: N); real inner products of the
 [Re; Im] stacking = Σ Re(conj(a) b). MLP tables per (t, j[, r]): W1 (H, 2), b1 (H), W2 (H), b2, and a
@@ -155,43 +155,46 @@ def _core(u, a, b, A, bins, cs2):
 
 
 @njit(cache=True)
-def _ci(uz, ht, Sc, beta, eta, alm, gs, sn, cs):
-    """CI penalty value and weights Wc (K, L) = W·gs·(−sinΘ + j cosΘ sgn Im z̃)·conj(S) at u (zt = (h̃'u)⊙S)."""
+def _zt_g(uz, ht, Sc, gs, sn, cs):
+    """z̃ = (h̃'u) ⊙ S (K, L) and the scaled CI constraints g̃ = gs(1 − (sinΘ Re z̃ − cosΘ |Im z̃|)) [spec A.3]."""
     K, M = ht.shape
     L = uz.shape[1]
-    val = 0.0
-    Wc = np.empty((K, L), dtype=np.complex128)
-    for k in range(K):
-        for l in range(L):
-            s = 0j
-            for m in range(M):
-                s += ht[k, m] * uz[m, l]
-            zt = s * Sc[k, l]
-            g = gs * (1.0 - (sn * zt.real - cs * abs(zt.imag)))
-            if alm:
-                W = beta[k, l]
-                val += W * g
-            else:
-                h = max(eta[k, l] * g + beta[k, l], 0.0)
-                val += h * h / (2.0 * eta[k, l])
-                W = h
-            Wc[k, l] = (W * gs) * complex(-sn, cs * _sgn(zt.imag)) * Sc[k, l].conjugate()
-    return val, Wc
-
-
-@njit(cache=True)
-def _gvals(uz, ht, Sc, gs, sn, cs):
-    K, M = ht.shape
-    L = uz.shape[1]
+    zt = np.empty((K, L), dtype=np.complex128)
     g = np.empty((K, L))
     for k in range(K):
         for l in range(L):
             s = 0j
             for m in range(M):
                 s += ht[k, m] * uz[m, l]
-            zt = s * Sc[k, l]
-            g[k, l] = gs * (1.0 - (sn * zt.real - cs * abs(zt.imag)))
-    return g
+            z = s * Sc[k, l]
+            zt[k, l] = z
+            g[k, l] = gs * (1.0 - (sn * z.real - cs * abs(z.imag)))
+    return zt, g
+
+
+@njit(cache=True)
+def _ci(uz, ht, Sc, beta, eta, alm, gs, sn, cs):
+    """CI penalty value and weights Wc (K, L) = W·gs·(−sinΘ + j cosΘ sgn Im z̃)·conj(S) at u (zt = (h̃'u)⊙S)."""
+    zt, g = _zt_g(uz, ht, Sc, gs, sn, cs)
+    K, L = g.shape
+    val = 0.0
+    Wc = np.empty((K, L), dtype=np.complex128)
+    for k in range(K):
+        for l in range(L):
+            if alm:
+                W = beta[k, l]
+                val += W * g[k, l]
+            else:
+                h = max(eta[k, l] * g[k, l] + beta[k, l], 0.0)
+                val += h * h / (2.0 * eta[k, l])
+                W = h
+            Wc[k, l] = (W * gs) * complex(-sn, cs * _sgn(zt[k, l].imag)) * Sc[k, l].conjugate()
+    return val, Wc
+
+
+@njit(cache=True)
+def _gvals(uz, ht, Sc, gs, sn, cs):
+    return _zt_g(uz, ht, Sc, gs, sn, cs)[1]
 
 
 @njit(cache=True)
